@@ -175,9 +175,11 @@ func (h *Hub) Count() int {
 // events are held from the moment of registration and released after the
 // replay, less those the replay already sent. When the history does not
 // reach back to since, the sink gets Reset and the subscription continues
-// live. Subscribe blocks for the replay; the error is ctx's or the broker's,
-// and the subscription is then closed.
-func (h *Hub) Subscribe(ctx context.Context, sink Sink, user string, channels []string, since Cursor) (*Subscription, error) {
+// live. registered, when not nil, is called once the subscription receives
+// live events and before anything is sent to sink (the welcome frame goes
+// there). Subscribe blocks for the replay; the error is ctx's or the
+// broker's, and the subscription is then closed.
+func (h *Hub) Subscribe(ctx context.Context, sink Sink, user string, channels []string, since Cursor, registered func()) (*Subscription, error) {
 	s := &Subscription{hub: h, sink: sink, user: user, channels: make(map[string]struct{}, len(channels))}
 	if !since.IsZero() {
 		s.holding = true
@@ -189,6 +191,10 @@ func (h *Hub) Subscribe(ctx context.Context, sink Sink, user string, channels []
 			s.channels[ch] = struct{}{}
 			h.add(h.byChan, ch, s)
 		}
+	}
+	if registered != nil {
+		// Under h.mu, so that no live event reaches sink before it.
+		registered()
 	}
 	h.mu.Unlock()
 	if since.IsZero() {
@@ -272,7 +278,8 @@ func (s *Subscription) Subscribed(channel string) bool {
 // Join subscribes s to channel. With a non-zero since it first replays the
 // channel's retained events after since, as Subscribe does; events of the
 // subscription's other channels and user keep their order around it.
-func (s *Subscription) Join(ctx context.Context, channel string, since Cursor) error {
+// registered, when not nil, is called as in Hub.Subscribe.
+func (s *Subscription) Join(ctx context.Context, channel string, since Cursor, registered func()) error {
 	h := s.hub
 	if !since.IsZero() {
 		s.mu.Lock()
@@ -283,6 +290,9 @@ func (s *Subscription) Join(ctx context.Context, channel string, since Cursor) e
 	if _, ok := s.channels[channel]; !ok {
 		s.channels[channel] = struct{}{}
 		h.add(h.byChan, channel, s)
+	}
+	if registered != nil {
+		registered()
 	}
 	h.mu.Unlock()
 	if since.IsZero() {

@@ -1,0 +1,336 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/bridge/streamtest"
+	"github.com/hookwire/hookwire/internal/redistest"
+)
+
+func TestConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	var n atomic.Int64
+	streamtest.Run(t, func(t *testing.T, o streamtest.Options) bridge.Stream {
+		// One server, a fresh prefix per test. A short ReadBlock only
+		// makes each Tail's cleanup faster; TestTailCancelDefaults
+		// checks the defaults.
+		prefix := fmt.Sprintf("t%d-%s", n.Add(1), strings.ReplaceAll(t.Name(), "/", "."))
+		return New(rdb, Options{Prefix: prefix, HistoryTTL: o.HistoryTTL, DedupeTTL: o.DedupeTTL, ReadBlock: 300 * time.Millisecond})
+	})
+}
+
+func TestTailCancelDefaults(t *testing.T) {
+	srv := redistest.Start(t)
+	s := New(srv.Client(t), Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- s.Tail(ctx, func(bridge.Batch) {}) }()
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Tail = %v, want context.Canceled", err)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("Tail did not return within 3s of cancel")
+	}
+}
+
+func event(id string, users ...string) *bridge.Event {
+	return &bridge.Event{ID: id, Type: "test", Users: users, Data: []byte(`{}`)}
+}
+
+// batchOf returns the index of the first batch delivering id, or -1.
+func batchOf(bs []bridge.Batch, id string) int {
+	for i, b := range bs {
+		if slices.ContainsFunc(b.Events, func(e *bridge.Event) bool { return e.ID == id }) {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestRestartEmpty(t *testing.T) {
+	srv := redistest.Start(t)
+	logger := slog.New(slog.NewTextHandler(t.Output(), nil))
+	s := New(srv.Client(t), Options{ReadBlock: 300 * time.Millisecond, Logger: logger})
+	r := streamtest.StartTail(t, s)
+	c1 := streamtest.Append(t, s, event("e1", "u1"))[0].Cursor
+	r.WaitIDs(t, 5*time.Second, "e1")
+
+	srv.Kill()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := s.Append(ctx, []*bridge.Event{event("lost", "u1")}); !errors.Is(err, bridge.ErrUnavailable) {
+		t.Fatalf("Append while Redis is down = %v, want ErrUnavailable", err)
+	}
+	if _, err := s.History(ctx, bridge.HistoryQuery{Since: c1, User: "u1", Limit: 10}); !errors.Is(err, bridge.ErrUnavailable) {
+		t.Errorf("History while Redis is down = %v, want ErrUnavailable", err)
+	}
+	if err := s.Ready(ctx); !errors.Is(err, bridge.ErrUnavailable) {
+		t.Errorf("Ready while Redis is down = %v, want ErrUnavailable", err)
+	}
+
+	srv.Restart()
+	// Appended at once: the tail must not miss it, whether the append or
+	// the tail creates the new epoch.
+	c3 := streamtest.Append(t, s, event("e3", "u1"))[0].Cursor
+	if c3.Epoch == c1.Epoch {
+		t.Fatalf("epoch %s kept after a restart without persistence", c3.Epoch)
+	}
+	r.WaitIDs(t, 10*time.Second, "e3")
+	if !r.WaitFor(5*time.Second, func() bool { return r.Resets() > 0 }) {
+		t.Fatal("Tail delivered no Reset after Redis restarted empty")
+	}
+	streamtest.Append(t, s, event("e4", "u1"))
+	r.WaitIDs(t, 5*time.Second, "e4")
+
+	bs := r.Batches()
+	reset := slices.IndexFunc(bs, func(b bridge.Batch) bool { return b.Reset })
+	// A Reset batch's events come after the reset.
+	if i := batchOf(bs, "e3"); i < reset {
+		t.Errorf("e3 delivered in batch %d, Reset in batch %d", i, reset)
+	}
+	if n := r.Resets(); n != 1 {
+		t.Errorf("Tail delivered %d resets, want 1", n)
+	}
+	if i := batchOf(bs, "lost"); i >= 0 {
+		t.Errorf("Tail delivered the event whose append failed")
+	}
+	for _, b := range bs[reset:] {
+		for _, e := range b.Events {
+			if e.Cursor.Epoch != c3.Epoch {
+				t.Errorf("after Reset, Tail delivered %s of epoch %s", e.ID, e.Cursor.Epoch)
+			}
+		}
+	}
+	r.CheckOrder(t)
+	if _, err := s.History(t.Context(), bridge.HistoryQuery{Since: c1, User: "u1", Limit: 10}); !errors.Is(err, bridge.ErrHistoryExpired) {
+		t.Errorf("History since a cursor of the lost epoch = %v, want ErrHistoryExpired", err)
+	}
+	got, err := s.History(t.Context(), bridge.HistoryQuery{Since: c3, User: "u1", Limit: 10})
+	if err != nil || len(got) != 1 || got[0].ID != "e4" {
+		t.Errorf("History since e3 = %v, %v; want [e4]", got, err)
+	}
+}
+
+func TestRestartAppendOnly(t *testing.T) {
+	srv := redistest.Start(t, redistest.WithAppendOnly())
+	s := New(srv.Client(t), Options{ReadBlock: 300 * time.Millisecond})
+	r := streamtest.StartTail(t, s)
+	c1 := streamtest.Append(t, s, event("a1", "u1"), event("a2", "u1"), event("a3", "u1"))[0].Cursor
+	r.WaitIDs(t, 5*time.Second, "a1", "a2", "a3")
+	srv.Kill()
+	srv.Restart()
+	res := streamtest.Append(t, s, event("a4", "u1"), event("a5", "u1"), event("a2", "u1"))
+	if res[0].Cursor.Epoch != c1.Epoch {
+		t.Errorf("epoch changed from %s to %s across a restart with persistence", c1.Epoch, res[0].Cursor.Epoch)
+	}
+	if !res[2].Duplicate {
+		t.Errorf("a2 appended again after the restart: dedupe keys lost")
+	}
+	streamtest.Append(t, s, event("a6", "u1"))
+	r.WaitIDs(t, 10*time.Second, "a1", "a2", "a3", "a4", "a5", "a6")
+	if n := r.Resets(); n != 0 {
+		t.Errorf("Tail delivered %d resets, want 0", n)
+	}
+	r.CheckOrder(t)
+	count := map[string]int{}
+	for _, e := range r.Events() {
+		count[e.ID]++
+	}
+	for _, id := range []string{"a1", "a2", "a3", "a4", "a5", "a6"} {
+		if count[id] != 1 {
+			t.Errorf("Tail delivered %s %d times, want 1", id, count[id])
+		}
+	}
+	got, err := s.History(t.Context(), bridge.HistoryQuery{Since: c1, User: "u1", Limit: 10})
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.ID)
+	}
+	if err != nil || !slices.Equal(ids, []string{"a2", "a3", "a4", "a5", "a6"}) {
+		t.Errorf("History since a1 = %q, %v; want [a2 a3 a4 a5 a6]", ids, err)
+	}
+}
+
+func TestTwoReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	opts := Options{Prefix: "shared", ReadBlock: 300 * time.Millisecond}
+	s1, s2 := New(srv.Client(t), opts), New(srv.Client(t), opts)
+	r1, r2 := streamtest.StartTail(t, s1), streamtest.StartTail(t, s2)
+	var ids []string
+	for b := range 10 {
+		var evs []*bridge.Event
+		for i := range 10 {
+			id := fmt.Sprintf("r%d.%d", b, i)
+			ids = append(ids, id)
+			evs = append(evs, event(id, "u"+strconv.Itoa(i)))
+		}
+		// Alternate the replica that appends.
+		streamtest.Append(t, []*Stream{s1, s2}[b%2], evs...)
+	}
+	got1 := r1.WaitIDs(t, 10*time.Second, ids...)
+	got2 := r2.WaitIDs(t, 10*time.Second, ids...)
+	for i := range got1 {
+		if got1[i].Cursor != got2[i].Cursor || got1[i].ID != ids[i] {
+			t.Fatalf("replicas disagree at %d: %s %s, %s %s; want %s", i, got1[i].ID, got1[i].Cursor, got2[i].ID, got2[i].Cursor, ids[i])
+		}
+	}
+	r1.CheckOrder(t)
+	r2.CheckOrder(t)
+}
+
+// TestHistoryLostSilently: Redis loses its data while the tail's
+// connection stays up (FLUSHALL): the idle check sees meta gone.
+func TestHistoryLostSilently(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{ReadBlock: 200 * time.Millisecond})
+	r := streamtest.StartTail(t, s)
+	c1 := streamtest.Append(t, s, event("f1", "u1"))[0].Cursor
+	r.WaitIDs(t, 5*time.Second, "f1")
+	if err := rdb.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !r.WaitFor(5*time.Second, func() bool { return r.Resets() > 0 }) {
+		t.Fatal("Tail delivered no Reset after FLUSHALL")
+	}
+	c2 := streamtest.Append(t, s, event("f2", "u1"))[0].Cursor
+	r.WaitIDs(t, 5*time.Second, "f2")
+	if c2.Epoch == c1.Epoch {
+		t.Errorf("epoch %s kept after FLUSHALL", c2.Epoch)
+	}
+	if _, err := s.History(t.Context(), bridge.HistoryQuery{Since: c1, User: "u1", Limit: 10}); !errors.Is(err, bridge.ErrHistoryExpired) {
+		t.Errorf("History since a cursor of the flushed epoch = %v, want ErrHistoryExpired", err)
+	}
+}
+
+// TestMetaLost: only the meta hash is lost; the indexes keep entries of the
+// old epoch, some with IDs after the new epoch's (a clock that went back).
+func TestMetaLost(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{Prefix: "m", ReadBlock: 200 * time.Millisecond})
+	r := streamtest.StartTail(t, s)
+	old := streamtest.Append(t, s, event("m1", "u1"), event("m2", "u1"))
+	r.WaitIDs(t, 5*time.Second, "m1", "m2")
+	if err := rdb.Del(t.Context(), s.meta).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// An entry far in the future, as if written by a clock ahead.
+	if err := rdb.XAdd(t.Context(), &redis.XAddArgs{Stream: s.userKey("u2"), ID: "99999999999999-0", Values: []string{"o", ""}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := streamtest.Append(t, s, event("n1", "u1", "u2"), event("n2", "u1"), event("n3", "u1"))
+	if res[0].Cursor.Epoch == old[0].Cursor.Epoch {
+		t.Fatalf("epoch kept after meta was deleted")
+	}
+	r.WaitIDs(t, 5*time.Second, "n1", "n2", "n3")
+	if !r.WaitFor(5*time.Second, func() bool { return r.Resets() > 0 }) {
+		t.Fatal("Tail delivered no Reset after meta was lost")
+	}
+	bs := r.Batches()
+	if reset := slices.IndexFunc(bs, func(b bridge.Batch) bool { return b.Reset }); batchOf(bs, "n1") < reset {
+		t.Errorf("n1 delivered before the Reset")
+	}
+	if _, err := s.History(t.Context(), bridge.HistoryQuery{Since: old[0].Cursor, User: "u1", Limit: 10}); !errors.Is(err, bridge.ErrHistoryExpired) {
+		t.Errorf("History since the old epoch = %v, want ErrHistoryExpired", err)
+	}
+	// A cursor of the new epoch before the old index entries: they are
+	// skipped and the page is still filled.
+	since := bridge.Cursor{Epoch: res[0].Cursor.Epoch, MS: old[0].Cursor.MS - 1}
+	got, err := s.History(t.Context(), bridge.HistoryQuery{Since: since, User: "u1", Limit: 2})
+	if err != nil || len(got) != 2 || got[0].ID != "n1" || got[1].ID != "n2" {
+		t.Errorf("History with stale index entries = %v, %v; want [n1 n2]", got, err)
+	}
+	got, err = s.History(t.Context(), bridge.HistoryQuery{Since: since, User: "u2", Limit: 10})
+	if err != nil || len(got) != 1 || got[0].ID != "n1" {
+		t.Errorf("History of u2 = %v, %v; want [n1]", got, err)
+	}
+}
+
+func TestHeadReady(t *testing.T) {
+	srv := redistest.Start(t)
+	s := New(srv.Client(t), Options{})
+	if err := s.Ready(t.Context()); err != nil {
+		t.Errorf("Ready() = %v", err)
+	}
+	h, err := s.Head(t.Context())
+	if err != nil || h.Epoch == "" || h.MS != 0 || h.Seq != 0 {
+		t.Fatalf("Head() of an empty stream = %v, %v; want <epoch>-0-0", h, err)
+	}
+	if _, err := bridge.ParseCursor(h.String()); err != nil {
+		t.Errorf("head %q does not parse: %v", h, err)
+	}
+	c := streamtest.Append(t, s, event("h1", "u"))[0].Cursor
+	if c.Epoch != h.Epoch {
+		t.Errorf("Append used epoch %s, Head created %s", c.Epoch, h.Epoch)
+	}
+	if h, err := s.Head(t.Context()); err != nil || h != c {
+		t.Errorf("Head() = %v, %v; want %v", h, err, c)
+	}
+}
+
+// TestACLURL: a client made by redis.ParseURL with user:password works.
+func TestACLURL(t *testing.T) {
+	srv := redistest.Start(t)
+	admin := srv.Client(t)
+	if err := admin.Do(t.Context(), "ACL", "SETUSER", "hw", "on", ">s3cr3t", "~{hookwire}:*", "+@all").Err(); err != nil {
+		t.Fatal(err)
+	}
+	opt, err := redis.ParseURL("redis://hw:s3cr3t@" + srv.Addr() + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, Options{})
+	if err := s.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready() = %v", err)
+	}
+	streamtest.Append(t, s, event("acl1", "u"))
+}
+
+func TestKeys(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{Prefix: "k", HistoryTTL: time.Minute, DedupeTTL: 2 * time.Minute})
+	streamtest.Append(t, s,
+		&bridge.Event{ID: "k1", Type: "t", Users: []string{"a", "b", "a"}, Channel: "ch"},
+		&bridge.Event{ID: "k2", Type: "t", Channel: "ch"})
+	keys, err := rdb.Keys(t.Context(), "*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(keys)
+	want := []string{"{k}:c:ch", "{k}:events", "{k}:id:k1", "{k}:id:k2", "{k}:meta", "{k}:u:a", "{k}:u:b"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("keys = %q, want %q", keys, want)
+	}
+	for _, k := range []string{"{k}:u:a", "{k}:c:ch"} {
+		if ttl := rdb.PTTL(t.Context(), k).Val(); ttl <= 0 || ttl > time.Minute {
+			t.Errorf("PTTL %s = %v, want about 1m", k, ttl)
+		}
+	}
+	if ttl := rdb.PTTL(t.Context(), "{k}:id:k1").Val(); ttl <= time.Minute || ttl > 2*time.Minute {
+		t.Errorf("PTTL of the dedupe key = %v, want about 2m", ttl)
+	}
+	if n := rdb.XLen(t.Context(), "{k}:u:a").Val(); n != 1 {
+		t.Errorf("index of a has %d entries, want 1", n)
+	}
+}

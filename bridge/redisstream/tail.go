@@ -1,0 +1,195 @@
+package redisstream
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hookwire/hookwire/bridge"
+)
+
+const (
+	// backoffBase is the first retry delay after a failed read.
+	backoffBase = 50 * time.Millisecond
+	// warnEvery rate-limits Tail's warnings during an outage.
+	warnEvery = 10 * time.Second
+)
+
+// Tail calls fn with every event appended after the call began, in cursor
+// order, in batches of at most ReadCount, until ctx is done; see
+// bridge.Stream. It reads with XREAD BLOCK ReadBlock from its own last
+// entry ID, so it notices a cancelled ctx within about ReadBlock.
+//
+// It rides out Redis outages: it logs a warning (at most one per 10s),
+// backs off (exponential with full jitter, up to 2s) and continues from its
+// last entry ID. After an error, when idle, and when an entry of another
+// epoch arrives, it re-reads the epoch; if the broker lost its history
+// (the epoch changed, or meta is gone), fn gets a Batch with Reset set and
+// no events, and Tail re-reads the new epoch's stream from its start.
+func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
+	t := &tail{s: s, fn: fn}
+	for {
+		epoch, last, err := s.head(ctx)
+		if err == nil {
+			t.epoch, t.last = epoch, last
+			break
+		}
+		if err := t.failed(ctx, err); err != nil {
+			return err
+		}
+	}
+	t.recovered(ctx)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if t.recheck {
+			if err := t.checkEpoch(ctx); err != nil {
+				if err := t.failed(ctx, err); err != nil {
+					return err
+				}
+				continue
+			}
+		}
+		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{s.events, t.last},
+			Count:   s.readCount,
+			Block:   s.readBlock,
+		}).Result()
+		switch {
+		case errors.Is(err, redis.Nil):
+			// Idle: check that Redis did not lose its data while
+			// the connection stayed up (FLUSHALL, meta deleted).
+			t.recovered(ctx)
+			t.recheck = true
+			continue
+		case err != nil:
+			t.recheck = true
+			if err := t.failed(ctx, err); err != nil {
+				return err
+			}
+			continue
+		}
+		t.recovered(ctx)
+		for _, st := range res {
+			if err := t.deliver(ctx, st.Messages); err != nil {
+				if err := t.failed(ctx, err); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+}
+
+// tail is the state of one Tail call.
+type tail struct {
+	s  *Stream
+	fn func(bridge.Batch)
+
+	epoch   string // the epoch of the entries being read
+	last    string // the last entry ID read
+	recheck bool   // re-read the epoch before the next XREAD
+
+	attempt    int       // consecutive failures
+	failing    bool      // a warning was logged and no recovery yet
+	lastWarn   time.Time // when the last warning was logged
+	suppressed int       // failures not logged since lastWarn
+}
+
+// checkEpoch re-reads the epoch; when it changed it delivers a Reset and
+// rewinds to the start of the new stream.
+func (t *tail) checkEpoch(ctx context.Context) error {
+	epoch, _, err := t.s.head(ctx)
+	if err != nil {
+		return err
+	}
+	t.recheck = false
+	if epoch != t.epoch {
+		t.s.logger.WarnContext(ctx, "stream history lost, resetting subscribers",
+			"stream", t.s.events, "old_epoch", t.epoch, "epoch", epoch)
+		t.epoch, t.last = epoch, "0-0"
+		t.fn(bridge.Batch{Reset: true})
+	}
+	return nil
+}
+
+// deliver hands msgs to fn, in order. An entry of another epoch makes it
+// re-read the epoch: if that changed, it resets and drops the rest of msgs
+// (they are read again from the new stream's start); if not, the entry
+// is not ours and is skipped.
+func (t *tail) deliver(ctx context.Context, msgs []redis.XMessage) error {
+	batch := make([]*bridge.Event, 0, len(msgs))
+	flush := func() {
+		if len(batch) > 0 {
+			t.fn(bridge.Batch{Events: batch})
+			batch = nil
+		}
+	}
+	for _, m := range msgs {
+		ev, epoch, err := decode(m)
+		if err != nil {
+			t.s.logger.WarnContext(ctx, "skipping malformed stream entry", "stream", t.s.events, "entry_id", m.ID, "err", err)
+			t.last = m.ID
+			continue
+		}
+		if epoch != t.epoch {
+			flush()
+			old := t.epoch
+			if err := t.checkEpoch(ctx); err != nil {
+				t.recheck = true
+				return err
+			}
+			if t.epoch != old {
+				return nil
+			}
+			t.last = m.ID
+			continue
+		}
+		batch = append(batch, ev)
+		t.last = m.ID
+	}
+	flush()
+	return nil
+}
+
+// failed logs err (rate-limited) and sleeps for the next backoff delay. It
+// returns ctx's error when ctx is done.
+func (t *tail) failed(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	now := time.Now()
+	if now.Sub(t.lastWarn) >= warnEvery {
+		t.s.logger.WarnContext(ctx, "stream read failed, retrying",
+			"stream", t.s.events, "err", err, "attempt", t.attempt+1, "suppressed", t.suppressed)
+		t.lastWarn, t.suppressed = now, 0
+	} else {
+		t.suppressed++
+	}
+	t.failing = true
+	// Full jitter: a uniform delay up to min(cap, base*2^attempt).
+	d := min(t.s.backoffCap, backoffBase<<min(t.attempt, 16))
+	t.attempt++
+	timer := time.NewTimer(rand.N(d) + time.Millisecond)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer.C:
+		return nil
+	}
+}
+
+// recovered resets the backoff after a successful read.
+func (t *tail) recovered(ctx context.Context) {
+	if t.failing {
+		t.s.logger.LogAttrs(ctx, slog.LevelInfo, "stream read recovered",
+			slog.String("stream", t.s.events), slog.Int("attempts", t.attempt))
+	}
+	t.attempt, t.failing, t.suppressed = 0, false, 0
+}

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hookwire/hookwire/auth"
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/bridge/memstream"
+	"github.com/hookwire/hookwire/bridge/redisstream"
+	"github.com/hookwire/hookwire/ingest"
+	"github.com/hookwire/hookwire/otel"
+	"github.com/hookwire/hookwire/subscribers"
+	"github.com/hookwire/hookwire/web"
+)
+
+// stream is what serve needs of a broker adapter.
+type stream interface {
+	bridge.Stream
+	Head(ctx context.Context) (bridge.Cursor, error)
+	Ready(ctx context.Context) error
+}
+
+// serve runs one replica until ctx is cancelled, then drains. When
+// listening is not nil it receives the bound address.
+func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening func(addr string)) error {
+	logger := newLogger(cfg, stderr)
+	if cfg.Dev {
+		devDefaults(&cfg)
+	}
+
+	tel, err := otel.Setup(ctx)
+	if err != nil {
+		return err
+	}
+
+	var st stream
+	var closeStream func() error
+	if cfg.RedisURL != "" {
+		ropts, err := redis.ParseURL(cfg.RedisURL)
+		if err != nil {
+			return fmt.Errorf("HOOKWIRE_REDIS_URL: %w", err)
+		}
+		rdb := redis.NewClient(ropts)
+		closeStream = rdb.Close
+		st = redisstream.New(rdb, redisstream.Options{
+			Prefix: cfg.Stream, HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL, Logger: logger,
+		})
+	} else {
+		st = memstream.New(memstream.Options{HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL})
+		closeStream = func() error { return nil }
+	}
+	defer closeStream()
+
+	verifier, err := auth.NewVerifier(auth.VerifierOptions{
+		HMACSecret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: 30 * time.Second,
+	})
+	if err != nil {
+		return err
+	}
+	keys := auth.NewAPIKeys(cfg.APIKeys)
+
+	m, err := newMetrics(tel.Meter())
+	if err != nil {
+		return err
+	}
+	hub := bridge.NewHub(st, bridge.HubOptions{Logger: logger})
+	subs := subscribers.New(hub, verifier, subscribers.Options{
+		Logger:         logger,
+		AllowedOrigins: cfg.AllowedOrigins,
+		PingInterval:   cfg.PingInterval,
+		Head:           st.Head,
+		Metrics:        m.subscribers(),
+	})
+	m.observeConnections(subs.Count)
+	ih := ingest.New(st, keys, ingest.Options{Logger: logger, MaxBody: cfg.MaxBody})
+	e := ingest.NewEcho(ih, logger)
+
+	var draining atomic.Bool
+	e.GET("/v1/ws", echo.WrapHandler(subs))
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(c echo.Context) error {
+		if draining.Load() {
+			return c.String(http.StatusServiceUnavailable, "draining\n")
+		}
+		rctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ready(rctx); err != nil {
+			return c.String(http.StatusServiceUnavailable, "broker unavailable\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
+	})
+	e.GET("/metrics", echo.WrapHandler(tel.MetricsHandler()))
+	if cfg.Dev {
+		mountDev(e, cfg)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	addr := ln.Addr().String()
+	logger.Info("hookwire listening", "addr", addr, "broker", brokerName(cfg), "dev", cfg.Dev)
+	if cfg.Dev {
+		printDev(stdout, cfg, addr)
+	}
+	if listening != nil {
+		listening(addr)
+	}
+
+	hubCtx, stopHub := context.WithCancel(context.Background())
+	defer stopHub()
+	g := new(errgroup.Group)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := hub.Run(hubCtx, st); !errors.Is(err, context.Canceled) {
+			return err
+		}
+		return nil
+	})
+
+	<-ctx.Done()
+	// Drain: not ready, no new connections, in-flight POSTs finish,
+	// sockets closed with 1001 spread over the window, then stop.
+	logger.Info("draining", "timeout", cfg.DrainTimeout, "connections", subs.Count())
+	draining.Store(true)
+	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(dctx) }()
+	derr := subs.Drain(dctx)
+	serr := <-shut
+	stopHub()
+	werr := g.Wait()
+	terr := tel.Shutdown(dctx)
+	logger.Info("stopped")
+	return errors.Join(derr, serr, werr, terr)
+}
+
+func brokerName(cfg config) string {
+	if cfg.RedisURL != "" {
+		return "redis"
+	}
+	return "memory"
+}
+
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Dev {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// devDefaults fills in what --dev generates: secrets and a permissive Origin.
+func devDefaults(cfg *config) {
+	if len(cfg.APIKeys) == 0 {
+		cfg.APIKeys = []string{"hw_dev_" + strings.ToLower(rand.Text())}
+	}
+	if cfg.JWTSecret == "" {
+		b := make([]byte, 32)
+		rand.Read(b)
+		cfg.JWTSecret = hex.EncodeToString(b)
+	}
+	if len(cfg.AllowedOrigins) == 0 {
+		cfg.AllowedOrigins = []string{"*"}
+	}
+}
+
+const demoUser = "demo"
+
+func devToken(cfg config, ttl time.Duration) string {
+	tok, err := auth.SignWith([]byte(cfg.JWTSecret), auth.Claims{
+		Subject: demoUser, Channels: []string{"*"}, Expiry: time.Now().Add(ttl),
+	}, cfg.JWTIssuer, cfg.JWTAudience)
+	if err != nil {
+		panic(err) // HS256 with a non-empty key cannot fail
+	}
+	return tok
+}
+
+func curlLine(cfg config, base string) string {
+	return fmt.Sprintf(`curl -i %s/v1/events -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"type":"balance.updated","users":["%s"],"data":{"balance":"10.00"}}'`,
+		base, cfg.APIKeys[0], demoUser)
+}
+
+func baseURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// mountDev serves the demo page and a token endpoint for it.
+func mountDev(e *echo.Echo, cfg config) {
+	assets := http.FileServerFS(web.Assets())
+	e.GET("/", echo.WrapHandler(assets))
+	e.GET("/*", echo.WrapHandler(assets))
+	e.GET("/dev/token", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, map[string]string{
+			"token": devToken(cfg, time.Hour),
+			"user":  demoUser,
+			"curl":  curlLine(cfg, "http://"+c.Request().Host),
+		})
+	})
+}
+
+func printDev(w io.Writer, cfg config, addr string) {
+	base := baseURL(addr)
+	fmt.Fprintf(w, `
+hookwire is running in development mode (%s broker). These secrets are generated for this run:
+
+  HOOKWIRE_API_KEYS=%s
+  HOOKWIRE_JWT_SECRET=%s
+
+Demo page (connects as user %q):  %s/
+Subscriber token for user %q (24h): %s
+
+Post a balance update:
+  %s
+
+Watch it arrive:
+  go run ./cmd/hookwire tail --token %s
+
+`, brokerName(cfg), strings.Join(cfg.APIKeys, ","), cfg.JWTSecret, demoUser, base, demoUser,
+		devToken(cfg, 24*time.Hour), curlLine(cfg, base), devToken(cfg, 24*time.Hour))
+}

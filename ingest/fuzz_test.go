@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hookwire/hookwire/bridge"
+)
+
+// FuzzDecodeEvent checks that the event decoder and validator never panic,
+// refuse only with a *bridge.ValidationError, and accept only events that
+// keep the contract and can be framed for WebSocket clients.
+func FuzzDecodeEvent(f *testing.F) {
+	for _, tt := range invalidEvents {
+		f.Add([]byte(tt.body))
+	}
+	for _, tt := range validEvents {
+		f.Add([]byte(tt.body))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		ev, err := decodeEvent(body)
+		if err == nil {
+			err = ev.Validate()
+		}
+		if err != nil {
+			var ve *bridge.ValidationError
+			if !errors.As(err, &ve) || ve.Reason == "" {
+				t.Fatalf("error %v (%T), want a *bridge.ValidationError with a reason", err, err)
+			}
+			if p := invalidDetails(err); p.Status != http.StatusBadRequest || p.Detail == "" {
+				t.Fatalf("problem %+v", p)
+			}
+			return
+		}
+		prepare(ev)
+		if ev.ID == "" || ev.Type == "" || len(ev.Users) == 0 && ev.Channel == "" || len(ev.Users) > bridge.MaxUsers {
+			t.Fatalf("accepted %+v", ev)
+		}
+		seen := map[string]bool{}
+		for _, u := range ev.Users {
+			if seen[u] || !bridge.ValidUser(u) {
+				t.Fatalf("users %q: repeated or invalid %q", ev.Users, u)
+			}
+			seen[u] = true
+		}
+		if ev.Channel != "" && !bridge.ValidChannel(ev.Channel) {
+			t.Fatalf("channel %q", ev.Channel)
+		}
+		// The frame every subscriber gets must be valid JSON (Frame panics
+		// on data it cannot encode) and carry the data unchanged.
+		var frame struct{ Data json.RawMessage }
+		if err := json.Unmarshal(ev.Frame(), &frame); err != nil {
+			t.Fatalf("frame %s: %v", ev.Frame(), err)
+		}
+		if len(ev.Data) > 0 && !jsonEqual(frame.Data, ev.Data) {
+			t.Fatalf("frame data %s, event data %s", frame.Data, ev.Data)
+		}
+		// Decoding is deterministic and stable under re-encoding.
+		again, err := decodeEvent(body)
+		if err != nil || again.Type != ev.Type || again.Channel != ev.Channel {
+			t.Fatalf("second decode: %+v, %v", again, err)
+		}
+	})
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y any
+	da, db := json.NewDecoder(strings.NewReader(string(a))), json.NewDecoder(strings.NewReader(string(b)))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&x) != nil || db.Decode(&y) != nil {
+		return false
+	}
+	xb, _ := json.Marshal(x)
+	yb, _ := json.Marshal(y)
+	return string(xb) == string(yb)
+}
+
+func BenchmarkIngestSingle(b *testing.B) {
+	e := NewEcho(New(&fakeStream{noRecord: true}, fakeKeys{goodKey: publisher}, Options{}), nil)
+	body := ev(`"type":"balance.updated","users":["42","43"],"data":{"balance":"10.00","currency":"EUR","account":{"id":"acc_123","owner":"Zoë"}}`)
+	r := req{body: body}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		rec := serve(e, r)
+		if rec.Code != http.StatusAccepted {
+			b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+}

@@ -1,0 +1,347 @@
+// Package ingest is hookwire's ingest API: the Echo handlers of
+// POST /v1/events and POST /v1/events/batch, which authenticate publishers,
+// decode and validate events strictly and append them to the stream, and
+// NewEcho, the Echo instance every hookwire endpoint is mounted on, whose
+// error handler answers every error as application/problem+json.
+//
+// It imports bridge (and may import auth); it never imports subscribers,
+// go-redis or gorilla: the stream comes in as a small interface.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/problem"
+	"github.com/labstack/echo/v4"
+)
+
+// appender is the part of bridge.Stream the ingest API uses.
+type appender interface {
+	Append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error)
+}
+
+// keyChecker maps a publisher API key to the publisher's name. auth.APIKeys
+// implements it (in constant time).
+type keyChecker interface {
+	CheckAPIKey(key string) (publisher string, ok bool)
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxBody       = 64 << 10 // the contract's 64 KiB
+	DefaultMaxBatchBody  = 4 << 20
+	DefaultAppendTimeout = 5 * time.Second
+)
+
+// Options configure a Handler. Zero values mean the defaults.
+type Options struct {
+	// Logger receives one debug line per accepted event; nil discards.
+	Logger *slog.Logger
+	// MaxBody is the largest single-event body, in bytes.
+	MaxBody int64
+	// MaxBatchBody is the largest batch body, in bytes. Each event in a
+	// batch must still be at most MaxBody bytes of JSON.
+	MaxBatchBody int64
+	// AppendTimeout bounds one Append: past it the request gets a 503.
+	AppendTimeout time.Duration
+}
+
+// Handler serves the ingest routes. It is safe for concurrent use.
+type Handler struct {
+	stream        appender
+	keys          keyChecker
+	log           *slog.Logger
+	maxBody       int64
+	maxBatchBody  int64
+	appendTimeout time.Duration
+}
+
+// New returns a Handler appending to s and accepting the API keys of keys
+// (none when keys is nil).
+func New(s appender, keys keyChecker, opts Options) *Handler {
+	h := &Handler{
+		stream:        s,
+		keys:          keys,
+		log:           opts.Logger,
+		maxBody:       opts.MaxBody,
+		maxBatchBody:  opts.MaxBatchBody,
+		appendTimeout: opts.AppendTimeout,
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = DefaultMaxBody
+	}
+	if h.maxBatchBody <= 0 {
+		h.maxBatchBody = DefaultMaxBatchBody
+	}
+	if h.appendTimeout <= 0 {
+		h.appendTimeout = DefaultAppendTimeout
+	}
+	return h
+}
+
+// Register mounts POST /v1/events and POST /v1/events/batch on e.
+func (h *Handler) Register(e *echo.Echo) {
+	e.POST("/v1/events", h.postEvent)
+	e.POST("/v1/events/batch", h.postBatch)
+}
+
+// accepted is the answer for an appended (202) or duplicate (200) event.
+type accepted struct {
+	ID        string `json:"id"`
+	Cursor    string `json:"cursor"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+func (h *Handler) postEvent(c echo.Context) error {
+	publisher, err := h.authenticate(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c, h.maxBody)
+	if err != nil {
+		return err
+	}
+	ev, err := decodeEvent(body)
+	if err == nil {
+		err = ev.Validate()
+	}
+	if err != nil {
+		return invalid(err)
+	}
+	prepare(ev)
+
+	ctx := c.Request().Context()
+	res, err := h.append(ctx, []*bridge.Event{ev})
+	if err != nil {
+		return err
+	}
+	h.logAccepted(ctx, c, ev, res[0], publisher)
+	a := accepted{ID: ev.ID, Cursor: res[0].Cursor.String(), Duplicate: res[0].Duplicate}
+	if a.Duplicate {
+		return c.JSON(http.StatusOK, a)
+	}
+	return c.JSON(http.StatusAccepted, a)
+}
+
+// batchResult is one event's outcome in a batch answer: Status 202 or 200
+// with ID and Cursor (and Duplicate), or 400 or 413 with Error.
+type batchResult struct {
+	Status    int              `json:"status"`
+	ID        string           `json:"id,omitempty"`
+	Cursor    string           `json:"cursor,omitempty"`
+	Duplicate bool             `json:"duplicate,omitempty"`
+	Error     *problem.Details `json:"error,omitempty"`
+}
+
+// postBatch validates each event on its own and appends the valid ones in
+// one Append call, so a batch costs one broker round trip. It answers 200
+// with one result per event in request order whenever the batch itself was
+// well-formed and the append succeeded (or there was nothing to append);
+// each result carries the status that event would have had alone. A failed
+// Append fails the whole request (503), as no result could be relied on.
+func (h *Handler) postBatch(c echo.Context) error {
+	publisher, err := h.authenticate(c)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(c, h.maxBatchBody)
+	if err != nil {
+		return err
+	}
+	raws, err := decodeBatch(body)
+	if err != nil {
+		return invalid(err)
+	}
+
+	results := make([]batchResult, len(raws))
+	evs := make([]*bridge.Event, 0, len(raws))
+	index := make([]int, 0, len(raws)) // evs[j] is the event of results[index[j]]
+	for i, raw := range raws {
+		if int64(len(raw)) > h.maxBody {
+			p := problem.PayloadTooLarge.New(fmt.Sprintf("the event is %d bytes of JSON; the limit is %d", len(raw), h.maxBody))
+			results[i] = batchResult{Status: p.Status, Error: &p}
+			continue
+		}
+		ev, err := decodeEventUTF8(raw) // decodeBatch checked UTF-8
+		if err == nil {
+			err = ev.Validate()
+		}
+		if err != nil {
+			p := invalidDetails(err)
+			results[i] = batchResult{Status: p.Status, Error: &p}
+			continue
+		}
+		prepare(ev)
+		evs = append(evs, ev)
+		index = append(index, i)
+	}
+
+	if len(evs) > 0 {
+		ctx := c.Request().Context()
+		res, err := h.append(ctx, evs)
+		if err != nil {
+			return err
+		}
+		for j, r := range res {
+			ev := evs[j]
+			h.logAccepted(ctx, c, ev, r, publisher)
+			status := http.StatusAccepted
+			if r.Duplicate {
+				status = http.StatusOK
+			}
+			results[index[j]] = batchResult{Status: status, ID: ev.ID, Cursor: r.Cursor.String(), Duplicate: r.Duplicate}
+		}
+	}
+	return c.JSON(http.StatusOK, struct {
+		Results []batchResult `json:"results"`
+	}{results})
+}
+
+// authenticate returns the publisher of the request, or an error that
+// renders as 401. It checks the headers only, so that a request without
+// credentials is refused before its body is read. Standard Webhooks
+// signatures, which cover the body, belong in a second step after
+// readBody, taken when the request carries webhook-* headers instead of
+// Authorization.
+func (h *Handler) authenticate(c echo.Context) (publisher string, err error) {
+	authz := c.Request().Header.Get(echo.HeaderAuthorization)
+	if authz == "" {
+		return "", unauthorized("missing credentials: send Authorization: Bearer <API key>", `Bearer realm="hookwire"`)
+	}
+	scheme, key, _ := strings.Cut(authz, " ")
+	key = strings.TrimLeft(key, " ")
+	if !strings.EqualFold(scheme, "Bearer") || key == "" {
+		return "", unauthorized("the Authorization header must be Bearer <API key>", `Bearer realm="hookwire", error="invalid_request"`)
+	}
+	if h.keys != nil {
+		if publisher, ok := h.keys.CheckAPIKey(key); ok {
+			c.Set(publisherKey, publisher) // for the request log line
+			return publisher, nil
+		}
+	}
+	return "", unauthorized("unknown API key", `Bearer realm="hookwire", error="invalid_token"`)
+}
+
+// unauthorized returns a 401 with its WWW-Authenticate challenge.
+func unauthorized(detail, challenge string) error {
+	e := problem.Wrap(problem.Unauthorized.New(detail), nil)
+	e.Header = http.Header{}
+	e.Header.Set(echo.HeaderWWWAuthenticate, challenge)
+	return e
+}
+
+// readBody checks the request's media type and reads its body, refusing
+// one larger than limit before or while reading it.
+func readBody(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
+	if err := checkMediaType(r.Header); err != nil {
+		return nil, err
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(limit)
+	}
+	var buf bytes.Buffer
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	// MaxBytesReader also makes the server close the connection rather
+	// than drain an oversized body.
+	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response().Writer, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case err == nil:
+		return buf.Bytes(), nil
+	case errors.As(err, &mbe):
+		return nil, tooLarge(limit)
+	case errors.Is(err, echo.ErrStatusRequestEntityTooLarge):
+		return nil, fmt.Errorf("read body: %w", err) // an outer BodyLimit
+	}
+	return nil, problem.Wrap(problem.BadRequest.New("the body could not be read"), err)
+}
+
+func tooLarge(limit int64) error {
+	return problem.Wrap(problem.PayloadTooLarge.New(fmt.Sprintf("the body is larger than %d bytes", limit)), nil)
+}
+
+// checkMediaType accepts application/json with any parameters (charset)
+// and no content coding.
+func checkMediaType(hdr http.Header) error {
+	if enc := hdr.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
+		return problem.Wrap(problem.UnsupportedMediaType.New("content codings are not supported; send the body uncompressed"), nil)
+	}
+	ct := hdr.Get(echo.HeaderContentType)
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return problem.Wrap(problem.UnsupportedMediaType.New("the body must be Content-Type: application/json"), nil)
+	}
+	return nil
+}
+
+// invalid turns a decoding or validation error into a 400.
+func invalid(err error) error {
+	return problem.Wrap(invalidDetails(err), nil)
+}
+
+func invalidDetails(err error) problem.Details {
+	var ve *bridge.ValidationError
+	if !errors.As(err, &ve) {
+		return problem.InvalidEvent.New(err.Error())
+	}
+	if ve.Field == "" {
+		return problem.InvalidEvent.New(ve.Reason)
+	}
+	p := problem.InvalidEvent.New(ve.Error())
+	p.Errors = []problem.FieldError{{Field: ve.Field, Reason: ve.Reason}}
+	return p
+}
+
+// prepare readies a valid event for appending.
+func prepare(ev *bridge.Event) {
+	dedupeUsers(ev)
+	if ev.ID == "" {
+		ev.ID = bridge.NewID()
+	}
+}
+
+// append appends evs within the append timeout. Its errors render as 503
+// (with Retry-After) when the broker is unavailable or too slow, else 500.
+func (h *Handler) append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.appendTimeout)
+	defer cancel()
+	res, err := h.stream.Append(ctx, evs)
+	switch {
+	case errors.Is(err, bridge.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return nil, problem.Wrap(problem.BrokerUnavailable.New("the event could not be stored and was not accepted; retry later"), fmt.Errorf("append: %w", err))
+	case err != nil:
+		return nil, fmt.Errorf("append: %w", err)
+	case len(res) != len(evs):
+		return nil, fmt.Errorf("append: %d results for %d events", len(res), len(evs))
+	}
+	return res, nil
+}
+
+func (h *Handler) logAccepted(ctx context.Context, c echo.Context, ev *bridge.Event, r bridge.AppendResult, publisher string) {
+	if !h.log.Enabled(ctx, slog.LevelDebug) {
+		return
+	}
+	msg := "event accepted"
+	if r.Duplicate {
+		msg = "duplicate event"
+	}
+	h.log.DebugContext(ctx, msg,
+		"event_id", ev.ID, "cursor", r.Cursor.String(), "type", ev.Type,
+		"users", len(ev.Users), "channel", ev.Channel,
+		"publisher", publisher, "request_id", RequestID(c))
+}

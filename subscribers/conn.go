@@ -1,0 +1,295 @@
+package subscribers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/hookwire/hookwire/auth"
+	"github.com/hookwire/hookwire/bridge"
+)
+
+// Named values of one connection's life.
+const (
+	writeWait  = 10 * time.Second       // budget of one write
+	closeGrace = 2 * time.Second        // wait for the client's close reply
+	maxFrame   = 4 << 10                // largest client frame (contract: 4 KiB)
+	queueLen   = 256                    // outgoing frames a connection may have queued
+	replayWait = 30 * time.Second       // budget of a replay that makes no progress
+	expirySlop = 500 * time.Millisecond // close a little after exp, not before
+)
+
+var errClosing = errors.New("connection closing")
+
+// conn is one WebSocket connection. It is the bridge.Sink of its
+// subscription: the fan-out queues frames with Send, which never blocks,
+// and the writer goroutine drains the queue.
+type conn struct {
+	ws     *websocket.Conn
+	id     string
+	claims auth.Claims
+	logger *slog.Logger
+	srv    *Server
+
+	mu        sync.Mutex // guards queue, spare, closeCode, closeText, flush
+	queue     [][]byte
+	spare     [][]byte // the writer's drained slice, reused to save allocations
+	closeCode int      // non-zero once the connection is being closed
+	closeText string
+	flush     bool // write what is queued before the close frame
+
+	wake chan struct{} // cap 1: frames or a close are waiting for the writer
+	room chan struct{} // cap 1: the writer made room in the queue
+
+	sub *bridge.Subscription // set by the reader before it reads
+}
+
+// push queues f. force lets control frames (replies, reset) past the
+// queue bound, so a client is always told why. It returns false when the
+// queue is full or the connection is closing.
+func (c *conn) push(f []byte, force bool) bool {
+	c.mu.Lock()
+	if c.closeCode != 0 || (!force && len(c.queue) >= queueLen) {
+		c.mu.Unlock()
+		return false
+	}
+	c.queue = append(c.queue, f)
+	c.mu.Unlock()
+	c.signal(c.wake)
+	return true
+}
+
+func (c *conn) signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// kick asks the writer to close the connection with code. With flush set,
+// the frames already queued are written first (a drain); without, they
+// are dropped (a slow consumer, whose queue may be long).
+func (c *conn) kick(code int, text string, flush bool) {
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode, c.closeText, c.flush = code, text, flush
+		if !flush {
+			c.queue = nil
+		}
+	}
+	c.mu.Unlock()
+	c.signal(c.wake)
+	c.signal(c.room)
+}
+
+// Send implements bridge.Sink. It never blocks: a connection whose queue is
+// full is closed with 1013, and its client resumes with its last cursor.
+func (c *conn) Send(ev *bridge.Event) {
+	if !c.push(ev.Frame(), false) {
+		c.Overflow()
+	}
+}
+
+// Overflow implements bridge.Sink.
+func (c *conn) Overflow() {
+	c.mu.Lock()
+	closing := c.closeCode != 0
+	c.mu.Unlock()
+	if !closing {
+		c.srv.metrics.slowClose()
+		c.logger.Warn("subscriber too slow, closing", "queue", queueLen)
+		c.kick(websocket.CloseTryAgainLater, "too slow, resume with since", false)
+	}
+}
+
+// SendWait implements bridge.Sink for replays: it waits for room.
+func (c *conn) SendWait(ctx context.Context, ev *bridge.Event) error {
+	timer := time.NewTimer(replayWait)
+	defer timer.Stop()
+	for {
+		if c.push(ev.Frame(), false) {
+			return nil
+		}
+		c.mu.Lock()
+		closing := c.closeCode != 0
+		c.mu.Unlock()
+		if closing {
+			return errClosing
+		}
+		select {
+		case <-c.room:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+			c.Overflow()
+			return errClosing
+		}
+	}
+}
+
+// Reset implements bridge.Sink.
+func (c *conn) Reset(reason string) {
+	c.push(encode(resetFrame{Type: "reset", Reason: reason}), true)
+}
+
+// take hands the queued frames to the writer, with the close request if any.
+func (c *conn) take() (frames [][]byte, code int, text string, flush bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	frames = c.queue
+	c.queue = c.spare[:0]
+	c.spare = nil
+	if len(frames) > 0 {
+		c.signal(c.room)
+	}
+	return frames, c.closeCode, c.closeText, c.flush
+}
+
+// giveBack returns the writer's slice for reuse, unless it grew large.
+func (c *conn) giveBack(frames [][]byte) {
+	if cap(frames) > queueLen {
+		return
+	}
+	clear(frames)
+	c.mu.Lock()
+	if c.spare == nil {
+		c.spare = frames[:0]
+	}
+	c.mu.Unlock()
+}
+
+// writeLoop owns every write to ws. It returns when the connection is
+// closed: a close was requested (it then sends the close frame), a write
+// failed, the token expired, or ctx is done.
+func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration) error {
+	ping := time.NewTicker(pingEvery)
+	defer ping.Stop()
+	var expired <-chan time.Time
+	if !c.claims.Expiry.IsZero() {
+		t := time.NewTimer(time.Until(c.claims.Expiry) + expirySlop)
+		defer t.Stop()
+		expired = t.C
+	}
+	for {
+		select {
+		case <-c.wake:
+			frames, code, text, flush := c.take()
+			if code == 0 || flush {
+				for _, f := range frames {
+					if err := c.write(f); err != nil {
+						return err
+					}
+				}
+			}
+			c.giveBack(frames)
+			if code != 0 {
+				return c.writeClose(code, text)
+			}
+		case <-ping.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
+				return err
+			}
+		case <-expired:
+			return c.writeClose(websocket.ClosePolicyViolation, "token expired")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *conn) write(f []byte) error {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		return err
+	}
+	if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
+		c.srv.metrics.writeError()
+		return err
+	}
+	c.srv.metrics.delivered()
+	return nil
+}
+
+func (c *conn) writeClose(code int, text string) error {
+	c.kick(code, text, false) // later pushes are refused
+	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(writeWait))
+}
+
+// readLoop owns every read. It handles client ops until the connection
+// fails or closes.
+func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
+	c.ws.SetReadLimit(maxFrame)
+	deadline := 2 * pingEvery // a peer silent for two periods is closed
+	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(deadline)) })
+	for {
+		typ, b, err := c.ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		if typ != websocket.TextMessage {
+			c.reply(errorFrame{Type: "error", Code: codeBadRequest, Message: "frames must be JSON text frames"})
+			continue
+		}
+		c.handle(ctx, b)
+	}
+}
+
+func (c *conn) reply(v any) { c.push(encode(v), true) }
+
+func (c *conn) fail(ref string, err error) {
+	var ef *errFrame
+	if !errors.As(err, &ef) {
+		ef = &errFrame{codeUnavailable, "try again later"}
+	}
+	c.reply(errorFrame{Type: "error", Code: ef.code, Message: ef.msg, Ref: ref})
+}
+
+// handle runs one client op.
+func (c *conn) handle(ctx context.Context, b []byte) {
+	f, err := parseClientFrame(b)
+	if err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	switch f.Op {
+	case "ping":
+		c.reply(pongFrame{Type: "pong", Ref: f.Ref})
+	case "unsubscribe":
+		if !bridge.ValidChannel(f.Channel) {
+			c.fail(f.Ref, &errFrame{codeBadRequest, "invalid channel name"})
+			return
+		}
+		c.sub.Leave(f.Channel)
+		c.reply(channelFrame{Type: "unsubscribed", Channel: f.Channel, Ref: f.Ref})
+	case "subscribe":
+		c.subscribe(ctx, f)
+	}
+}
+
+func (c *conn) subscribe(ctx context.Context, f clientFrame) {
+	if err := c.srv.checkChannel(c.claims, f.Channel); err != nil {
+		c.fail(f.Ref, err)
+		return
+	}
+	since, err := bridge.ParseCursor(f.Since)
+	if err != nil {
+		c.fail(f.Ref, &errFrame{codeBadRequest, "malformed since cursor"})
+		return
+	}
+	if !c.sub.Subscribed(f.Channel) && c.sub.Channels() >= c.srv.opts.MaxChannels {
+		c.fail(f.Ref, &errFrame{codeLimit, "too many channels on this connection"})
+		return
+	}
+	ok := channelFrame{Type: "subscribed", Channel: f.Channel, Ref: f.Ref}
+	if err := c.sub.Join(ctx, f.Channel, since, func() { c.reply(ok) }); err != nil {
+		if !errors.Is(err, errClosing) && ctx.Err() == nil {
+			c.logger.WarnContext(ctx, "replay failed", "channel", f.Channel, "err", err)
+			c.fail(f.Ref, err)
+		}
+	}
+}

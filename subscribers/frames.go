@@ -1,0 +1,123 @@
+package subscribers
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Error codes of "error" frames.
+const (
+	codeBadRequest  = "bad_request"
+	codeForbidden   = "forbidden"
+	codeLimit       = "limit_exceeded"
+	codeUnavailable = "unavailable"
+)
+
+// clientFrame is every frame a client may send; Op selects the fields used.
+type clientFrame struct {
+	Op      string `json:"op"`
+	Channel string `json:"channel,omitempty"`
+	Since   string `json:"since,omitempty"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+// maxRef bounds the ref a client may attach, since it is echoed back.
+const maxRef = 64
+
+// errFrame is a client frame error, reported in an "error" frame.
+type errFrame struct {
+	code, msg string
+}
+
+func (e *errFrame) Error() string { return e.code + ": " + e.msg }
+
+// parseClientFrame decodes one client text frame strictly. On error it
+// still returns the ref when it could be read, so the error frame can echo it.
+func parseClientFrame(b []byte) (clientFrame, error) {
+	var f clientFrame
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		var loose struct {
+			Ref any `json:"ref"`
+		}
+		if json.Unmarshal(b, &loose) == nil {
+			if r, ok := loose.Ref.(string); ok && len(r) <= maxRef {
+				f.Ref = r
+			}
+		}
+		return f, &errFrame{codeBadRequest, "malformed frame: " + jsonReason(err)}
+	}
+	if dec.More() {
+		return f, &errFrame{codeBadRequest, "malformed frame: trailing data"}
+	}
+	if len(f.Ref) > maxRef {
+		f.Ref = ""
+		return f, &errFrame{codeBadRequest, fmt.Sprintf("ref longer than %d bytes", maxRef)}
+	}
+	switch f.Op {
+	case "subscribe", "unsubscribe", "ping":
+	case "":
+		return f, &errFrame{codeBadRequest, "missing op"}
+	default:
+		return f, &errFrame{codeBadRequest, "unknown op"}
+	}
+	return f, nil
+}
+
+func jsonReason(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "invalid JSON"
+	case errors.As(err, &te):
+		return "field " + te.Field + " has the wrong type"
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+// Server frames. They are small, so they are encoded per connection.
+type welcomeFrame struct {
+	Type   string `json:"type"`
+	User   string `json:"user"`
+	Conn   string `json:"conn"`
+	Cursor string `json:"cursor,omitempty"`
+}
+
+type channelFrame struct {
+	Type    string `json:"type"`
+	Channel string `json:"channel"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+type pongFrame struct {
+	Type string `json:"type"`
+	Ref  string `json:"ref,omitempty"`
+}
+
+type resetFrame struct {
+	Type   string `json:"type"`
+	Reason string `json:"reason"`
+}
+
+type errorFrame struct {
+	Type    string `json:"type"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Ref     string `json:"ref,omitempty"`
+}
+
+func encode(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only fixed frame types are encoded
+	}
+	return b
+}

@@ -1,0 +1,353 @@
+package subscribers
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/hookwire/hookwire/auth"
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/problem"
+)
+
+// hub is what a connection needs of the bridge.
+type hub interface {
+	Subscribe(ctx context.Context, sink bridge.Sink, user string, channels []string, since bridge.Cursor, registered func()) (*bridge.Subscription, error)
+}
+
+// verifier checks subscriber tokens.
+type verifier interface {
+	Verify(token string) (auth.Claims, error)
+}
+
+// Metrics counts what happens to connections. Nil fields are no-ops.
+type Metrics struct {
+	Delivered   func()
+	WriteErrors func()
+	SlowCloses  func()
+}
+
+func (m *Metrics) delivered() {
+	if m.Delivered != nil {
+		m.Delivered()
+	}
+}
+
+func (m *Metrics) writeError() {
+	if m.WriteErrors != nil {
+		m.WriteErrors()
+	}
+}
+
+func (m *Metrics) slowClose() {
+	if m.SlowCloses != nil {
+		m.SlowCloses()
+	}
+}
+
+// Options configure a Server. Zero values mean the defaults.
+type Options struct {
+	Logger *slog.Logger
+	// AllowedOrigins are the browser origins allowed to connect: exact
+	// origins, "https://*.example.com" for subdomains, or "*" for any.
+	// Requests without Origin (servers, CLIs) are always allowed.
+	AllowedOrigins []string
+	PingInterval   time.Duration // default 25s
+	MaxChannels    int           // channels per connection, default 100
+	// Head returns the newest cursor of the broker, so a fresh connection
+	// learns a position to resume from before it receives any event.
+	Head    func(ctx context.Context) (bridge.Cursor, error)
+	Metrics Metrics
+}
+
+// Server serves GET /v1/ws. It is safe for concurrent use.
+type Server struct {
+	hub      hub
+	verifier verifier
+	opts     Options
+	metrics  *Metrics
+	logger   *slog.Logger
+	upgrader websocket.Upgrader
+
+	draining atomic.Bool
+	wg       sync.WaitGroup
+	mu       sync.Mutex // guards conns
+	conns    map[*conn]struct{}
+}
+
+// New returns a Server that registers connections with h and checks tokens
+// with v.
+func New(h hub, v verifier, opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.MaxChannels <= 0 {
+		opts.MaxChannels = 100
+	}
+	s := &Server{hub: h, verifier: v, opts: opts, metrics: &opts.Metrics, logger: opts.Logger, conns: make(map[*conn]struct{})}
+	s.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		// Zero buffer sizes reuse the server's hijacked buffers; the
+		// pool holds a write buffer only while a write is in progress,
+		// so idle connections hold none.
+		WriteBufferPool: &sync.Pool{},
+		// The Origin was checked before Upgrade is called.
+		CheckOrigin: func(*http.Request) bool { return true },
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeProblem(w, r, status, reason.Error())
+		},
+	}
+	return s
+}
+
+// Count returns the number of open connections.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// ServeHTTP checks the request and upgrades it. Every check runs before
+// the upgrade, so a rejected client gets a plain HTTP answer.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r, http.StatusServiceUnavailable, "this node is draining; connect to another")
+		return
+	}
+	if !websocket.IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		writeProblem(w, r, http.StatusUpgradeRequired, "this endpoint speaks WebSocket only")
+		return
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(s.opts.AllowedOrigins, origin) {
+		writeProblem(w, r, http.StatusForbidden, "origin not allowed")
+		return
+	}
+	claims, err := s.verifier.Verify(token(r))
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		writeProblem(w, r, http.StatusUnauthorized, err.Error())
+		return
+	}
+	q := r.URL.Query()
+	since, err := bridge.ParseCursor(q.Get("since"))
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, "malformed since cursor")
+		return
+	}
+	channels, err := s.parseChannels(claims, q.Get("channels"))
+	if err != nil {
+		status := http.StatusBadRequest
+		var ef *errFrame
+		if errors.As(err, &ef) && ef.code == codeForbidden {
+			status = http.StatusForbidden
+		}
+		writeProblem(w, r, status, err.(*errFrame).msg)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade answered the client.
+	}
+	s.serve(r.Context(), ws, claims, channels, since)
+}
+
+func token(r *http.Request) string {
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t
+	}
+	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(h)
+	}
+	return ""
+}
+
+func (s *Server) parseChannels(claims auth.Claims, list string) ([]string, error) {
+	if list == "" {
+		return nil, nil
+	}
+	parts := strings.Split(list, ",")
+	if len(parts) > s.opts.MaxChannels {
+		return nil, &errFrame{codeLimit, fmt.Sprintf("at most %d channels per connection", s.opts.MaxChannels)}
+	}
+	for _, ch := range parts {
+		if err := s.checkChannel(claims, ch); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
+}
+
+// checkChannel reports whether claims may subscribe to ch.
+func (s *Server) checkChannel(claims auth.Claims, ch string) error {
+	if !bridge.ValidChannel(ch) {
+		return &errFrame{codeBadRequest, "invalid channel name"}
+	}
+	if !claims.ChannelAllowed(ch) {
+		return &errFrame{codeForbidden, "token does not grant channel " + ch}
+	}
+	return nil
+}
+
+func originAllowed(allowed []string, origin string) bool {
+	for _, a := range allowed {
+		if a == "*" || strings.EqualFold(a, origin) {
+			return true
+		}
+		// "https://*.example.com" allows any subdomain, not the apex.
+		if scheme, host, ok := strings.Cut(a, "://*."); ok {
+			prefix := scheme + "://"
+			if o, ok := strings.CutPrefix(strings.ToLower(origin), strings.ToLower(prefix)); ok {
+				if strings.HasSuffix(o, "."+strings.ToLower(host)) && !strings.Contains(strings.TrimSuffix(o, "."+strings.ToLower(host)), "/") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail string) {
+	p := problem.ForStatus(status, detail)
+	p.RequestID = w.Header().Get("X-Request-Id")
+	problem.Write(w, p)
+}
+
+// serve runs one upgraded connection until it closes.
+func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims, channels []string, since bridge.Cursor) {
+	id := rand.Text()[:12]
+	c := &conn{
+		ws: ws, id: id, claims: claims, srv: s,
+		logger: s.logger.With("conn", id, "user", claims.Subject),
+		wake:   make(chan struct{}, 1),
+		room:   make(chan struct{}, 1),
+	}
+	// The request context ends with the hijack; connections live until
+	// they close or the server drains.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if s.draining.Load() {
+		// Drain took its snapshot while this one was upgrading.
+		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
+	}
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
+
+	c.logger.InfoContext(ctx, "subscriber connected", "channels", len(channels), "resume", !since.IsZero())
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		defer cancel()
+		err := s.subscribeAndRead(ctx, c, channels, since)
+		c.logger.DebugContext(ctx, "reader stopped", "err", err)
+	}()
+	err := c.writeLoop(ctx, s.opts.PingInterval)
+	if err == nil {
+		// A close frame was sent: give the client a moment to answer.
+		select {
+		case <-readerDone:
+		case <-time.After(closeGrace):
+		}
+	}
+	ws.Close()
+	<-readerDone
+	c.logger.InfoContext(ctx, "subscriber disconnected")
+}
+
+// subscribeAndRead registers c with the hub, replaying history when since
+// is set, then reads client frames.
+func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []string, since bridge.Cursor) error {
+	welcome := welcomeFrame{Type: "welcome", User: c.claims.Subject, Conn: c.id}
+	if since.IsZero() && s.opts.Head != nil {
+		// A fresh connection starts from the head: replaying from it
+		// covers the events read between the Head call and the
+		// registration, and the client learns a cursor to resume from.
+		hctx, hcancel := context.WithTimeout(ctx, 2*time.Second)
+		head, err := s.opts.Head(hctx)
+		hcancel()
+		if err == nil && !head.IsZero() {
+			since = head
+			welcome.Cursor = head.String()
+		}
+	}
+	sub, err := s.hub.Subscribe(ctx, c, c.claims.Subject, channels, since, func() { c.reply(welcome) })
+	if err != nil {
+		if !errors.Is(err, errClosing) && ctx.Err() == nil {
+			c.logger.WarnContext(ctx, "replay failed", "err", err)
+			c.fail("", err)
+			c.kick(websocket.CloseTryAgainLater, "history unavailable, try again", true)
+		}
+		return err
+	}
+	defer sub.Close()
+	c.sub = sub
+	return c.readLoop(ctx, s.opts.PingInterval)
+}
+
+// Drain stops new upgrades and closes every connection with 1001 (going
+// away), spread over the time ctx leaves, so that clients do not all
+// reconnect at once. Each connection's queued frames are written first.
+// It returns when every connection is closed, or when ctx is done, after
+// closing the rest at once.
+func (s *Server) Drain(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	var step time.Duration
+	if dl, ok := ctx.Deadline(); ok && len(conns) > 0 {
+		// Use half the budget to spread the closes; the rest is for
+		// the last ones to flush and finish.
+		step = time.Until(dl) / 2 / time.Duration(len(conns))
+	}
+	for _, c := range conns {
+		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
+		if step > 0 {
+			select {
+			case <-time.After(step):
+			case <-ctx.Done():
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for c := range s.conns {
+			c.ws.Close()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }

@@ -1,0 +1,365 @@
+package subscribers_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/hookwire/hookwire/auth"
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/bridge/memstream"
+	"github.com/hookwire/hookwire/subscribers"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+type env struct {
+	t      *testing.T
+	stream *memstream.Stream
+	hub    *bridge.Hub
+	srv    *subscribers.Server
+	url    string
+}
+
+func newEnv(t *testing.T, opts subscribers.Options) *env {
+	t.Helper()
+	st := memstream.New(memstream.Options{})
+	hub := bridge.NewHub(st, bridge.HubOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { hub.Run(ctx, st); close(done) }()
+	v, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Head == nil {
+		opts.Head = st.Head
+	}
+	srv := subscribers.New(hub, v, opts)
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		srv.Drain(dctx)
+		dcancel()
+		hs.Close()
+		cancel()
+		<-done
+	})
+	return &env{t: t, stream: st, hub: hub, srv: srv, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+}
+
+func token(sub string, channels ...string) string {
+	tok, err := auth.Sign(secret, auth.Claims{Subject: sub, Channels: channels, Expiry: time.Now().Add(time.Hour)})
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+func (e *env) dial(query string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
+	ws, resp, err := websocket.DefaultDialer.Dial(e.url+"?"+query, hdr)
+	if err == nil {
+		e.t.Cleanup(func() { ws.Close() })
+	}
+	return ws, resp, err
+}
+
+func (e *env) mustDial(query string) *websocket.Conn {
+	e.t.Helper()
+	ws, resp, err := e.dial(query, nil)
+	if err != nil {
+		e.t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	if f := read(e.t, ws); f["type"] != "welcome" {
+		e.t.Fatalf("first frame %v, want welcome", f)
+	}
+	return ws
+}
+
+func read(t *testing.T, ws *websocket.Conn) map[string]any {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	var f map[string]any
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatalf("frame %q: %v", b, err)
+	}
+	return f
+}
+
+func send(t *testing.T, ws *websocket.Conn, s string) {
+	t.Helper()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) publish(evs ...*bridge.Event) []bridge.AppendResult {
+	e.t.Helper()
+	res, err := e.stream.Append(context.Background(), evs)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res
+}
+
+func TestRejectedBeforeUpgrade(t *testing.T) {
+	e := newEnv(t, subscribers.Options{AllowedOrigins: []string{"https://app.example.com", "https://*.example.org"}})
+	expired, _ := auth.Sign(secret, auth.Claims{Subject: "42", Expiry: time.Now().Add(-time.Hour)})
+	tests := []struct {
+		name   string
+		query  string
+		origin string
+		want   int
+	}{
+		{"no token", "", "", 401},
+		{"garbage token", "token=abc", "", 401},
+		{"expired token", "token=" + expired, "", 401},
+		{"disallowed origin", "token=" + token("42"), "https://evil.example.com", 403},
+		{"wildcard apex not allowed", "token=" + token("42"), "https://example.org", 403},
+		{"channel not granted", "token=" + token("42", "prices.*") + "&channels=news", "", 403},
+		{"invalid channel", "token=" + token("42", "*") + "&channels=a%20b", "", 400},
+		{"bad cursor", "token=" + token("42") + "&since=nope", "", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := http.Header{}
+			if tt.origin != "" {
+				hdr.Set("Origin", tt.origin)
+			}
+			_, resp, err := e.dial(tt.query, hdr)
+			if err == nil {
+				t.Fatal("upgraded")
+			}
+			if resp == nil || resp.StatusCode != tt.want {
+				t.Fatalf("status %v, want %d", resp, tt.want)
+			}
+			if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+		})
+	}
+	t.Run("allowed origins", func(t *testing.T) {
+		for _, o := range []string{"https://app.example.com", "https://eu.example.org", ""} {
+			hdr := http.Header{}
+			if o != "" {
+				hdr.Set("Origin", o)
+			}
+			if _, resp, err := e.dial("token="+token("42"), hdr); err != nil {
+				t.Errorf("origin %q: %v %v", o, err, resp)
+			}
+		}
+	})
+	t.Run("plain GET", func(t *testing.T) {
+		resp, err := http.Get(strings.Replace(e.url, "ws", "http", 1) + "?token=" + token("42"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUpgradeRequired {
+			t.Errorf("status %d, want 426", resp.StatusCode)
+		}
+	})
+	t.Run("bearer header", func(t *testing.T) {
+		if _, resp, err := e.dial("", http.Header{"Authorization": {"Bearer " + token("42")}}); err != nil {
+			t.Errorf("dial: %v %v", err, resp)
+		}
+	})
+}
+
+func TestDeliveryToEveryTabOnlyOfThatUser(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	tab1 := e.mustDial("token=" + token("42"))
+	tab2 := e.mustDial("token=" + token("42"))
+	other := e.mustDial("token=" + token("43"))
+	e.publish(&bridge.Event{ID: "evt_1", Type: "balance.updated", Users: []string{"42"}, Data: json.RawMessage(`{"balance":"10.00"}`)})
+	for _, ws := range []*websocket.Conn{tab1, tab2} {
+		f := read(t, ws)
+		if f["type"] != "event" || f["id"] != "evt_1" || f["event"] != "balance.updated" || f["cursor"] == "" {
+			t.Errorf("frame %v", f)
+		}
+		if _, ok := f["channel"]; ok {
+			t.Errorf("user event has a channel: %v", f)
+		}
+	}
+	other.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, b, err := other.ReadMessage(); err == nil {
+		t.Errorf("user 43 got %s", b)
+	}
+}
+
+func TestOps(t *testing.T) {
+	e := newEnv(t, subscribers.Options{MaxChannels: 2})
+	ws := e.mustDial("token=" + token("42", "prices.*"))
+	tests := []struct {
+		name string
+		in   string
+		want map[string]any
+	}{
+		{"ping", `{"op":"ping","ref":"p1"}`, map[string]any{"type": "pong", "ref": "p1"}},
+		{"subscribe", `{"op":"subscribe","channel":"prices.EURUSD","ref":"1"}`, map[string]any{"type": "subscribed", "channel": "prices.EURUSD", "ref": "1"}},
+		{"forbidden", `{"op":"subscribe","channel":"news","ref":"2"}`, map[string]any{"type": "error", "code": "forbidden", "ref": "2"}},
+		{"invalid channel", `{"op":"subscribe","channel":"a b","ref":"3"}`, map[string]any{"type": "error", "code": "bad_request", "ref": "3"}},
+		{"malformed", `{"op":`, map[string]any{"type": "error", "code": "bad_request"}},
+		{"unknown op", `{"op":"dance","ref":"4"}`, map[string]any{"type": "error", "code": "bad_request", "ref": "4"}},
+		{"unknown field", `{"op":"ping","ref":"5","x":1}`, map[string]any{"type": "error", "code": "bad_request", "ref": "5"}},
+		{"bad since", `{"op":"subscribe","channel":"prices.X","since":"zz","ref":"6"}`, map[string]any{"type": "error", "code": "bad_request", "ref": "6"}},
+		{"second channel", `{"op":"subscribe","channel":"prices.B","ref":"7"}`, map[string]any{"type": "subscribed", "channel": "prices.B"}},
+		{"too many channels", `{"op":"subscribe","channel":"prices.C","ref":"8"}`, map[string]any{"type": "error", "code": "limit_exceeded", "ref": "8"}},
+		{"unsubscribe", `{"op":"unsubscribe","channel":"prices.B","ref":"9"}`, map[string]any{"type": "unsubscribed", "channel": "prices.B", "ref": "9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			send(t, ws, tt.in)
+			got := read(t, ws)
+			for k, v := range tt.want {
+				if got[k] != v {
+					t.Fatalf("got %v, want %s=%v", got, k, v)
+				}
+			}
+		})
+	}
+	// The connection stayed up and the subscription works.
+	e.publish(&bridge.Event{ID: "p1", Type: "price", Channel: "prices.EURUSD", Data: json.RawMessage(`1.1`)})
+	if f := read(t, ws); f["id"] != "p1" || f["channel"] != "prices.EURUSD" {
+		t.Errorf("frame %v", f)
+	}
+}
+
+func TestFrameTooLargeCloses1009(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	ws := e.mustDial("token=" + token("42"))
+	send(t, ws, `{"op":"ping","ref":"`+strings.Repeat("x", 5000)+`"}`)
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseMessageTooBig) {
+		t.Fatalf("err %v, want close 1009", err)
+	}
+}
+
+func TestResumeOverWebSocket(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	res := e.publish(
+		&bridge.Event{ID: "a", Type: "t", Users: []string{"42"}},
+		&bridge.Event{ID: "b", Type: "t", Users: []string{"43"}},
+		&bridge.Event{ID: "c", Type: "t", Users: []string{"42"}},
+	)
+	ws := e.mustDial("token=" + token("42") + "&since=" + url.QueryEscape(res[0].Cursor.String()))
+	if f := read(t, ws); f["id"] != "c" {
+		t.Fatalf("replayed %v, want c", f)
+	}
+	e.publish(&bridge.Event{ID: "d", Type: "t", Users: []string{"42"}})
+	if f := read(t, ws); f["id"] != "d" {
+		t.Fatalf("live %v, want d", f)
+	}
+	old := bridge.Cursor{Epoch: "gone", MS: 1}
+	ws2 := e.mustDial("token=" + token("42") + "&since=" + old.String())
+	if f := read(t, ws2); f["type"] != "reset" || f["reason"] != "history_expired" {
+		t.Fatalf("got %v, want reset", f)
+	}
+}
+
+func TestWelcomeCursorResumesWithoutGap(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	e.publish(&bridge.Event{ID: "before", Type: "t", Users: []string{"42"}})
+	ws, _, err := e.dial("token="+token("42"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := read(t, ws)
+	cur, _ := w["cursor"].(string)
+	if w["type"] != "welcome" || cur == "" {
+		t.Fatalf("welcome %v has no cursor", w)
+	}
+	ws.Close()
+	e.publish(&bridge.Event{ID: "while-away", Type: "t", Users: []string{"42"}})
+	ws2 := e.mustDial("token=" + token("42") + "&since=" + cur)
+	if f := read(t, ws2); f["id"] != "while-away" {
+		t.Fatalf("got %v, want while-away", f)
+	}
+}
+
+func TestSlowConsumerClosed1013(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	slow := e.mustDial("token=" + token("42"))
+	fast := e.mustDial("token=" + token("42"))
+	big := json.RawMessage(`"` + strings.Repeat("x", 60000) + `"`)
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			fast.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := fast.ReadMessage(); err != nil {
+				got <- n
+				return
+			}
+			n++
+			if n == 2000 {
+				got <- n
+				return
+			}
+		}
+	}()
+	for i := range 2000 {
+		e.publish(&bridge.Event{ID: fmt.Sprint(i), Type: "t", Users: []string{"42"}, Data: big})
+	}
+	if n := <-got; n != 2000 {
+		t.Errorf("fast reader got %d of 2000", n)
+	}
+	// The slow one never read; it must have been closed with 1013.
+	var err error
+	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for err == nil {
+		_, _, err = slow.ReadMessage()
+	}
+	if !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
+		t.Fatalf("slow consumer: %v, want close 1013", err)
+	}
+}
+
+func TestDrainCloses1001(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	ws := e.mustDial("token=" + token("42"))
+	e.publish(&bridge.Event{ID: "last", Type: "t", Users: []string{"42"}})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- e.srv.Drain(ctx) }()
+	if f := read(t, ws); f["id"] != "last" {
+		t.Fatalf("got %v, want the queued event before the close", f)
+	}
+	_, _, err := ws.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.CloseGoingAway) {
+		t.Fatalf("err %v, want 1001", err)
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("Drain: %v", err)
+	}
+	if _, resp, err := e.dial("token="+token("42"), nil); err == nil || resp.StatusCode != 503 {
+		t.Errorf("upgrade while draining: %v %v", err, resp)
+	}
+	if !errors.Is(ctx.Err(), nil) {
+		t.Error("drain used the whole budget")
+	}
+}
+
+func FuzzClientFrame(f *testing.F) {
+	for _, s := range []string{`{"op":"ping","ref":"1"}`, `{"op":"subscribe","channel":"a","since":"e-1-0"}`, `{"op":`, `[]`, `null`, `{"op":"unsubscribe","channel":"` + strings.Repeat("a", 200) + `"}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		subscribers.ParseClientFrameForTest([]byte(s))
+	})
+}
