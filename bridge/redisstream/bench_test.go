@@ -1,7 +1,6 @@
 package redisstream
 
 import (
-	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -79,7 +78,7 @@ func fill(b *testing.B, s *Stream, others int) bridge.Cursor {
 }
 
 func appendOrFail(b *testing.B, s *Stream, evs []*bridge.Event) []bridge.AppendResult {
-	res, err := s.Append(context.Background(), evs)
+	res, err := s.Append(b.Context(), evs)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,8 @@
 //	                 Fields: e epoch, i event id, t type, u users joined
 //	                 by "\n", c channel, d data, tp/ts traceparent and
 //	                 tracestate, x-<key> any other trace field.
-//	{P}:meta         hash; field e is the current epoch. No expiry.
+//	{P}:meta         hash; field e is the current epoch, field w the newest
+//	                 entry ID the retention may have trimmed. No expiry.
 //	{P}:u:<user>     index of the events addressed to user (with or
 //	                 without a channel): entries with the same ID as in
 //	                 {P}:events and one empty field o.
@@ -26,6 +27,13 @@
 // atomically. Retention is time-based: MINID ~ on every XADD trims the
 // global stream and the written indexes; an index that is not written to
 // expires as a whole after HistoryTTL (PEXPIRE on each write).
+//
+// When a resume is refused: a cursor before w may have missed trimmed
+// events, and so may one whose next event is older than HistoryTTL (the
+// index keys of that event may have expired). Nothing else is refused: the
+// head of a stream that has been idle for days stays a valid cursor, since
+// nothing after it can have been lost, so a fresh connection can start
+// from the head (the welcome frame's cursor) and resume from it any time.
 //
 // Why per-target index streams: a client resuming after a cursor needs its
 // own events, not everybody's. XRANGE on {P}:u:<user> and {P}:c:<channel>

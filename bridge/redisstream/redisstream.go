@@ -50,7 +50,6 @@ type Options struct {
 // layout. It is safe for concurrent use.
 type Stream struct {
 	rdb        redis.UniversalClient
-	opts       Options
 	events     string // {P}:events
 	meta       string // {P}:meta
 	tag        string // {P}
@@ -92,7 +91,6 @@ func New(rdb redis.UniversalClient, opts Options) *Stream {
 	tag := "{" + opts.Prefix + "}"
 	return &Stream{
 		rdb:        rdb,
-		opts:       opts,
 		events:     tag + ":events",
 		meta:       tag + ":meta",
 		tag:        tag,
@@ -341,9 +339,10 @@ func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.
 	// Check and first index page in one MULTI, so that no append trims
 	// between the checks and the reads.
 	pipe := s.rdb.TxPipeline()
-	epochCmd := pipe.HGet(ctx, s.meta, "e")
+	metaCmd := pipe.HMGet(ctx, s.meta, "e", "w")
 	timeCmd := pipe.Time(ctx)
 	headCmd := pipe.XRevRangeN(ctx, s.events, "+", "-", 1)
+	nextCmd := pipe.XRangeN(ctx, s.events, start, "+", 1)
 	ranges := make([]*redis.XMessageSliceCmd, len(keys))
 	for i, k := range keys {
 		ranges[i] = pipe.XRangeN(ctx, k, start, "+", int64(limit))
@@ -351,20 +350,36 @@ func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("read history of "+s.events, err)
 	}
-	epoch, err := epochCmd.Result()
+	meta, err := metaCmd.Result()
+	if err != nil {
+		return nil, unavailable("hmget "+s.meta, err)
+	}
+	epoch, _ := meta[0].(string)
 	switch {
-	case errors.Is(err, redis.Nil):
+	case epoch == "":
 		return nil, fmt.Errorf("%w: cursor %s: the broker has no history", bridge.ErrHistoryExpired, q.Since)
-	case err != nil:
-		return nil, unavailable("hget "+s.meta, err)
 	case epoch != q.Since.Epoch:
 		return nil, fmt.Errorf("%w: cursor %s is of another epoch", bridge.ErrHistoryExpired, q.Since)
 	}
-	if int64(q.Since.MS) < timeCmd.Val().UnixMilli()-s.historyMS {
-		return nil, fmt.Errorf("%w: cursor %s is older than the retention", bridge.ErrHistoryExpired, q.Since)
+	if err := errors.Join(timeCmd.Err(), headCmd.Err(), nextCmd.Err()); err != nil {
+		return nil, unavailable("read history of "+s.events, err)
 	}
-	if h := headCmd.Val(); len(h) == 0 || after(q.Since, h[0].ID) {
+	if h := headCmd.Val(); (len(h) == 0 && (q.Since.MS != 0 || q.Since.Seq != 0)) || (len(h) > 0 && after(q.Since, h[0].ID)) {
 		return nil, fmt.Errorf("%w: cursor %s is after the newest event", bridge.ErrHistoryExpired, q.Since)
+	}
+	// Events after the cursor may be gone when the cursor is before the
+	// last trim threshold, or when the first event after it is older than
+	// the TTL (its index keys may have expired). A cursor at the head of
+	// an idle stream stays valid however old it is: nothing follows it.
+	if w, _ := meta[1].(string); w != "" {
+		if wc, err := bridge.ParseID(w); err == nil && q.Since.Before(wc) {
+			return nil, fmt.Errorf("%w: cursor %s is older than the retention", bridge.ErrHistoryExpired, q.Since)
+		}
+	}
+	if n := nextCmd.Val(); len(n) > 0 {
+		if nc, err := bridge.ParseID(n[0].ID); err == nil && int64(nc.MS) <= timeCmd.Val().UnixMilli()-s.historyMS {
+			return nil, fmt.Errorf("%w: cursor %s is older than the retention", bridge.ErrHistoryExpired, q.Since)
+		}
 	}
 
 	var out []*bridge.Event
@@ -386,10 +401,9 @@ func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.
 			return out, nil
 		}
 		start = "(" + ids[len(ids)-1]
-		need = limit - len(out)
 		pipe := s.rdb.Pipeline()
 		for i, k := range keys {
-			ranges[i] = pipe.XRangeN(ctx, k, start, "+", int64(need))
+			ranges[i] = pipe.XRangeN(ctx, k, start, "+", int64(limit-len(out)))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			return nil, unavailable("read history of "+s.events, err)

@@ -26,6 +26,13 @@ local t = redis.call('TIME')
 local minms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[2])
 if minms < 0 then minms = 0 end
 local minid = string.format('%.0f', minms) .. '-0'
+-- w is the newest entry the trim below may remove (from the stream and,
+-- with the same threshold, its indexes): a resume from before it may have
+-- missed events; from it or after, nothing was trimmed.
+local old = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
+if #old > 0 then
+  redis.call('HSET', KEYS[2], 'w', old[1][1])
+end
 local args = {'XADD', KEYS[1], 'MINID', '~', minid, '*', 'e', epoch}
 for i = 4, #ARGV do args[#args + 1] = ARGV[i] end
 local id = redis.call(unpack(args))

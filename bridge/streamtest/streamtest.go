@@ -47,6 +47,7 @@ func Run(t *testing.T, open OpenFunc) {
 		{"HistoryOtherEpoch", testHistoryOtherEpoch},
 		{"HistoryFuture", testHistoryFuture},
 		{"HistoryRetention", testHistoryRetention},
+		{"HistoryIdleHead", testHistoryIdleHead},
 		{"TailCancel", testTailCancel},
 		{"TailStartsAtEnd", testTailStartsAtEnd},
 		{"ConcurrentAppend", testConcurrentAppend},
@@ -87,7 +88,7 @@ type Recorder struct {
 // "streamtest.probe" until one is delivered.
 func StartTail(t testing.TB, s bridge.Stream) *Recorder {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	r := &Recorder{changed: make(chan struct{}), done: make(chan error, 1)}
 	go func() { r.done <- s.Tail(ctx, r.record) }()
 	t.Cleanup(func() {
@@ -494,6 +495,34 @@ func testHistoryRetention(t *testing.T, open OpenFunc) {
 	checkIDs(t, "History since a fresh cursor", history(t, s, bridge.HistoryQuery{Since: fresh, User: "u1", Limit: 10}), "r4")
 }
 
+// testHistoryIdleHead: the head cursor of an idle or empty stream stays
+// resumable after the TTL, since nothing after it can have been lost. Fresh
+// connections start from it.
+func testHistoryIdleHead(t *testing.T, open OpenFunc) {
+	s := open(t, Options{HistoryTTL: 200 * time.Millisecond})
+	header, ok := s.(interface {
+		Head(context.Context) (bridge.Cursor, error)
+	})
+	if !ok {
+		t.Skip("no Head")
+	}
+	empty, err := header.Head(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkIDs(t, "History at the empty head", history(t, s, bridge.HistoryQuery{Since: empty, User: "u1", Limit: 10}))
+	Append(t, s, ev("ih1", []string{"u1"}, ""))
+	checkIDs(t, "History from the empty head", history(t, s, bridge.HistoryQuery{Since: empty, User: "u1", Limit: 10}), "ih1")
+	head, err := header.Head(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	checkIDs(t, "History at an idle head past the TTL", history(t, s, bridge.HistoryQuery{Since: head, User: "u1", Limit: 10}))
+	Append(t, s, ev("ih2", []string{"u1"}, ""))
+	checkIDs(t, "History from an idle head", history(t, s, bridge.HistoryQuery{Since: head, User: "u1", Limit: 10}), "ih2")
+}
+
 func testTailCancel(t *testing.T, open OpenFunc) {
 	s := open(t, Options{})
 	ctx, cancel := context.WithCancel(t.Context())
@@ -538,7 +567,7 @@ func testConcurrentAppend(t *testing.T, open OpenFunc) {
 				// Writers share IDs: each ID must be appended once.
 				a := ev(fmt.Sprintf("c%d", i), []string{"cu" + strconv.Itoa(w)}, "")
 				b := ev(fmt.Sprintf("c%d.%d", w, i), nil, "cc")
-				res, err := s.Append(context.Background(), []*bridge.Event{a, b})
+				res, err := s.Append(t.Context(), []*bridge.Event{a, b})
 				if err != nil {
 					t.Errorf("Append: %v", err)
 					return
