@@ -219,9 +219,9 @@ func baseURL(addr string) string {
 
 // mountDev serves the demo page and a token endpoint for it.
 func mountDev(e *echo.Echo, cfg config) {
-	assets := http.FileServerFS(web.Assets())
-	e.GET("/", echo.WrapHandler(assets))
-	e.GET("/*", echo.WrapHandler(assets))
+	// Echo's static handler answers missing files with its 404, which
+	// the error handler renders as problem+json like every other error.
+	e.StaticFS("/", web.Assets())
 	e.GET("/dev/token", func(c echo.Context) error {
 		return c.JSON(http.StatusOK, map[string]string{
 			"token": devToken(cfg, time.Hour),
