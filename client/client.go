@@ -56,6 +56,9 @@ type Options struct {
 	OnReset func(reason string)
 	// OnConnect is called after each welcome, with the connection id.
 	OnConnect func(conn string)
+	// OnDisconnect is called when a connection ends or fails, with why
+	// (a *websocket.CloseError carries the server's close code).
+	OnDisconnect func(err error)
 	// BaseBackoff and MaxBackoff bound the reconnect delay (500ms, 30s).
 	BaseBackoff, MaxBackoff time.Duration
 	// Remember is how many recent event ids are kept to drop repeats
@@ -143,6 +146,9 @@ func (c *Client) Run(ctx context.Context) error {
 		welcomed, err := c.session(ctx, u)
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if c.opts.OnDisconnect != nil {
+			c.opts.OnDisconnect(err)
 		}
 		if errors.Is(err, ErrRejected) && c.opts.TokenFunc == nil {
 			return err

@@ -287,7 +287,7 @@ func TestDevModeQuickstart(t *testing.T) {
 		stdout = r.stdout.String()
 	}
 	key := regexp.MustCompile(`HOOKWIRE_API_KEYS=(\S+)`).FindStringSubmatch(stdout)
-	tok := regexp.MustCompile(`tail --token (\S+)`).FindStringSubmatch(stdout)
+	tok := regexp.MustCompile(`tail --url \S+ --token (\S+)`).FindStringSubmatch(stdout)
 	if key == nil || tok == nil || !strings.Contains(stdout, "curl -i") {
 		t.Fatalf("dev banner lacks key, token or curl line:\n%s", stdout)
 	}

@@ -55,6 +55,18 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		if err != nil {
 			return fmt.Errorf("HOOKWIRE_REDIS_URL: %w", err)
 		}
+		// Fail fast when Redis is down, so publishers get 503 and
+		// retry instead of hanging; URL parameters (max_retries,
+		// dial_timeout) still win.
+		if ropts.MaxRetries == 0 {
+			ropts.MaxRetries = 1
+		}
+		if ropts.DialerRetries == 0 {
+			ropts.DialerRetries = 2
+		}
+		if ropts.DialTimeout == 0 {
+			ropts.DialTimeout = 2 * time.Second
+		}
 		rdb := redis.NewClient(ropts)
 		closeStream = rdb.Close
 		st = redisstream.New(rdb, redisstream.Options{
@@ -140,16 +152,17 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	})
 
 	<-ctx.Done()
-	// Drain: not ready, no new connections, in-flight POSTs finish,
-	// sockets closed with 1001 spread over the window, then stop.
+	// Drain, within the budget: report not ready and refuse new
+	// upgrades at once, while the listener stays open so balancers can
+	// see the 503; close sockets with 1001 spread over the window, so
+	// clients do not all reconnect at the same moment; then stop
+	// accepting and let in-flight POSTs finish; then stop reading.
 	logger.Info("draining", "timeout", cfg.DrainTimeout, "connections", subs.Count())
 	draining.Store(true)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(dctx) }()
 	derr := subs.Drain(dctx)
-	serr := <-shut
+	serr := srv.Shutdown(dctx)
 	stopHub()
 	werr := g.Wait()
 	terr := tel.Shutdown(dctx)
@@ -246,8 +259,8 @@ Post a balance update:
   %s
 
 Watch it arrive:
-  go run ./cmd/hookwire tail --token %s
+  go run ./cmd/hookwire tail --url %s --token %s
 
 `, brokerName(cfg), strings.Join(cfg.APIKeys, ","), cfg.JWTSecret, demoUser, base, demoUser,
-		devToken(cfg, 24*time.Hour), curlLine(cfg, base), devToken(cfg, 24*time.Hour))
+		devToken(cfg, 24*time.Hour), curlLine(cfg, base), base, devToken(cfg, 24*time.Hour))
 }

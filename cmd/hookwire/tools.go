@@ -24,7 +24,7 @@ func tokenCmd(args []string, getenv func(string) string, stdout, stderr io.Write
 	var channels []string
 	var ttl time.Duration
 	f.fs.StringVar(&sub, "sub", "", "user id (sub claim), required")
-	f.list(&channels, "channels", "channel patterns the user may subscribe to (exact, or prefix ending in *)")
+	f.fs.Func("channels", "channel patterns the user may subscribe to (exact, or prefix ending in *), comma-separated", func(s string) error { channels = splitList(s); return nil })
 	f.fs.DurationVar(&ttl, "ttl", time.Hour, "lifetime of the token")
 	f.string(&secret, "jwt-secret", "", "HS256 key")
 	f.string(&issuer, "jwt-issuer", "", "iss claim")
