@@ -23,7 +23,8 @@ func TestVerify(t *testing.T) {
 	wrongKey, _ := auth.Sign([]byte("another-secret-another-secret-xx"), auth.Claims{Subject: "42", Expiry: time.Now().Add(time.Hour)})
 	noSub, _ := auth.Sign(secret, auth.Claims{Expiry: time.Now().Add(time.Hour)})
 	noExp, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "42"}).SignedString(secret)
-	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(secret)
+	hs512, _ := jwt.NewWithClaims(jwt.SigningMethodHS512, jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix(), "channels": []string{"prices.*"}}).SignedString(secret)
+	rs256 := signToken(t, jwt.SigningMethodRS256, loadKeys().rsa, claims(), "")
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix()}).SignedString(jwt.UnsafeAllowNoneSignatureType)
 	badPattern, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "42", "exp": time.Now().Add(time.Hour).Unix(), "channels": []string{"a b"}}).SignedString(secret)
 
@@ -33,14 +34,15 @@ func TestVerify(t *testing.T) {
 		wantErr string
 	}{
 		{"valid", good, ""},
-		{"empty", "", "missing"},
+		{"empty", "", "token is missing"},
 		{"garbage", "not.a.jwt", "malformed"},
 		{"expired", expired, "expired"},
 		{"wrong key", wrongKey, "signature"},
 		{"no sub", noSub, "sub"},
 		{"no exp", noExp, "required claim"},
-		{"other algorithm", hs512, "invalid"},
-		{"alg none", none, "invalid"},
+		{"HS512 with the same secret", hs512, ""},
+		{"algorithm without a key", rs256, "algorithm is not accepted"},
+		{"alg none", none, "algorithm is not accepted"},
 		{"invalid pattern", badPattern, "pattern"},
 	}
 	for _, tt := range tests {

@@ -37,6 +37,8 @@ type Event struct {
 
 	frameOnce sync.Once
 	frame     []byte
+	// delivery follows the fan-out on this replica when it is traced.
+	delivery *delivery
 }
 
 // NewID returns a fresh event ID for events posted without one.
@@ -150,6 +152,8 @@ type wireEvent struct {
 	Channel string          `json:"channel,omitempty"`
 	Data    json.RawMessage `json:"data"`
 	Time    string          `json:"time"`
+	// TraceParent lets a browser continue the event's trace.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Frame returns the event's WebSocket frame, encoded once however many
@@ -167,6 +171,7 @@ func (ev *Event) Frame() []byte {
 		if err := enc.Encode(wireEvent{
 			Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
 			Channel: ev.Channel, Data: data, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+			TraceParent: ev.Trace["traceparent"],
 		}); err != nil {
 			// Data was validated on ingest; this is a programming error.
 			panic(fmt.Errorf("%w: %v", errFrame, err))

@@ -6,6 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // A Sink receives the events of one subscription: in hookwire, one
@@ -16,7 +24,9 @@ type Sink interface {
 	// the fan-out wait.
 	Send(ev *Event)
 	// SendWait queues ev, waiting for room until ctx is done. Replays
-	// use it: they run on the subscriber's own goroutine.
+	// use it: they run on the subscriber's own goroutine. When it
+	// returns an error, the sink did not take ev (and will not call
+	// ev.Done).
 	SendWait(ctx context.Context, ev *Event) error
 	// Reset tells the subscriber that events it should have had may be
 	// lost, so it must reload its state.
@@ -25,6 +35,9 @@ type Sink interface {
 	// client resumes with its last cursor).
 	Overflow()
 }
+
+// A Sink calls ev.Done once for every event passed to Send or SendWait,
+// when the event was written or dropped.
 
 // ResetHistoryExpired is the reason of a Reset when the history no longer
 // reaches back to the requested cursor, or the broker lost it.
@@ -44,6 +57,16 @@ type HubOptions struct {
 	// its history is replayed (default 4096); past it the sink gets
 	// Overflow.
 	MaxHeld int
+	// TracerProvider traces the fan-out of each event ("process" spans)
+	// and replays; nil means none.
+	TracerProvider trace.TracerProvider
+	// Propagator extracts the trace context carried in each event
+	// (default W3C trace context).
+	Propagator propagation.TextMapPropagator
+	// MeterProvider counts resumes and resets; nil means none.
+	MeterProvider metric.MeterProvider
+	// Destination names the stream in spans (default "hookwire").
+	Destination string
 }
 
 // Hub routes every event the replica reads to the subscriptions it matches.
@@ -51,10 +74,15 @@ type HubOptions struct {
 // the number of its recipients, never a scan of every connection. It is safe
 // for concurrent use.
 type Hub struct {
-	history historian
-	logger  *slog.Logger
-	page    int
-	maxHeld int
+	history     historian
+	logger      *slog.Logger
+	page        int
+	maxHeld     int
+	tracer      trace.Tracer
+	propagator  propagation.TextMapPropagator
+	destination string
+	replays     metric.Int64Counter
+	resets      metric.Int64Counter
 
 	mu     sync.RWMutex // guards byUser, byChan and every Subscription.channels
 	byUser map[string]map[*Subscription]struct{}
@@ -72,10 +100,30 @@ func NewHub(h historian, opts HubOptions) *Hub {
 	if opts.MaxHeld <= 0 {
 		opts.MaxHeld = 4096
 	}
+	if opts.TracerProvider == nil {
+		opts.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if opts.Propagator == nil {
+		opts.Propagator = propagation.TraceContext{}
+	}
+	if opts.MeterProvider == nil {
+		opts.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if opts.Destination == "" {
+		opts.Destination = "hookwire"
+	}
+	meter := opts.MeterProvider.Meter("github.com/hookwire/hookwire/bridge")
+	replays, _ := meter.Int64Counter("hookwire.replays", metric.WithDescription("History replays (resumes, subscribes with since, fresh connections from the head), by result: replayed, or reset because the history was gone."))
+	resets, _ := meter.Int64Counter("hookwire.broker.resets", metric.WithDescription("Times the broker lost its history (a new epoch) and every connection got a reset."))
 	return &Hub{
 		history: h, logger: opts.Logger, page: opts.ReplayPage, maxHeld: opts.MaxHeld,
-		byUser: make(map[string]map[*Subscription]struct{}),
-		byChan: make(map[string]map[*Subscription]struct{}),
+		tracer:      opts.TracerProvider.Tracer("github.com/hookwire/hookwire/bridge"),
+		propagator:  opts.Propagator,
+		destination: opts.Destination,
+		replays:     replays,
+		resets:      resets,
+		byUser:      make(map[string]map[*Subscription]struct{}),
+		byChan:      make(map[string]map[*Subscription]struct{}),
 	}
 }
 
@@ -93,9 +141,13 @@ func (h *Hub) Run(ctx context.Context, t tailer) error {
 // Publish fans a batch out to the matching subscriptions. It never blocks
 // on a subscriber. Run calls it; tests may call it directly.
 func (h *Hub) Publish(b Batch) {
+	for _, ev := range b.Events {
+		h.startProcess(ev)
+	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if b.Reset {
+		h.resets.Add(context.Background(), 1)
 		for _, subs := range h.byUser {
 			for s := range subs {
 				s.reset()
@@ -104,6 +156,7 @@ func (h *Hub) Publish(b Batch) {
 	}
 	for _, ev := range b.Events {
 		h.route(ev, func(s *Subscription) { s.deliver(ev) })
+		ev.endRouting()
 	}
 }
 
@@ -323,9 +376,12 @@ func (s *Subscription) Close() {
 	}
 	h.mu.Unlock()
 	s.mu.Lock()
-	s.closed, s.held, s.holding = true, nil, false
+	s.dropHeld(errClosed)
+	s.closed, s.holding = true, false
 	s.mu.Unlock()
 }
+
+var errClosed = errors.New("connection closed")
 
 // deliver is called by the fan-out with hub.mu read-locked.
 func (s *Subscription) deliver(ev *Event) {
@@ -337,14 +393,27 @@ func (s *Subscription) deliver(ev *Event) {
 		// Already replayed, or processed by the client before it resumed.
 	case s.holding:
 		if len(s.held) >= s.hub.maxHeld {
-			s.holding, s.held, s.closed = false, nil, true
+			s.dropHeld(ErrOverflow)
+			s.holding, s.closed = false, true
 			s.sink.Overflow()
 			return
 		}
+		ev.handoff()
 		s.held = append(s.held, ev)
 	default:
+		ev.handoff()
 		s.sink.Send(ev)
 	}
+}
+
+// dropHeld ends the held events' deliveries. s.mu is held.
+func (s *Subscription) dropHeld(err error) {
+	for _, ev := range s.held {
+		if ev != nil {
+			ev.Done(err)
+		}
+	}
+	s.held = nil
 }
 
 func (s *Subscription) reset() {
@@ -365,8 +434,23 @@ func (s *Subscription) reset() {
 
 // replay sends the history selected by q and want, then releases the held
 // live events. With connect set, it also raises the subscription's floor.
-func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Event) bool, connect bool) error {
+func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Event) bool, connect bool) (err error) {
 	since := q.Since
+	ctx, span := s.hub.tracer.Start(ctx, "replay", trace.WithAttributes(
+		attribute.String("hookwire.since", since.String()),
+		attribute.Int("hookwire.channels", len(q.Channels)),
+	))
+	sent := 0
+	result := "replayed"
+	defer func() {
+		span.SetAttributes(attribute.Int("hookwire.replayed", sent), attribute.String("hookwire.result", result))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			result = "error"
+		}
+		span.End()
+		s.hub.replays.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+	}()
 	last := Cursor{} // the last position the replay read up to
 	q.Limit = s.hub.page
 	expired := false
@@ -374,6 +458,7 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 		evs, err := s.hub.history.History(ctx, q)
 		if errors.Is(err, ErrHistoryExpired) {
 			expired = true
+			result = "reset"
 			s.sink.Reset(ResetHistoryExpired)
 			break
 		}
@@ -385,6 +470,7 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 				if err := s.sink.SendWait(ctx, ev); err != nil {
 					return err
 				}
+				sent++
 			}
 			last = ev.Cursor
 			q.Since = ev.Cursor
@@ -419,7 +505,7 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 			return nil
 		}
 		s.mu.Unlock()
-		for _, ev := range batch {
+		for i, ev := range batch {
 			if ev == nil { // a Reset that arrived while holding
 				floor = Cursor{}
 				s.sink.Reset(ResetHistoryExpired)
@@ -429,9 +515,15 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 			// the client before it resumed). A Join replays one channel
 			// only, so other held events are kept.
 			if !floor.IsZero() && ev.Cursor.Epoch == floor.Epoch && !floor.Before(ev.Cursor) && (connect || want(ev)) {
+				ev.skip()
 				continue
 			}
 			if err := s.sink.SendWait(ctx, ev); err != nil {
+				for _, rest := range batch[i:] {
+					if rest != nil {
+						rest.Done(err)
+					}
+				}
 				return err
 			}
 		}

@@ -46,7 +46,15 @@ func NewEcho(h *Handler, logger *slog.Logger) *echo.Echo {
 	e.HideBanner = true
 	e.HidePort = true
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.HTTPErrorHandler = errorHandler(logger)
+	var onProblem func(echo.Context, problem.Details)
+	if h != nil {
+		onProblem = func(c echo.Context, p problem.Details) {
+			if isIngest(c) {
+				h.tel.reject(c.Request().Context(), p)
+			}
+		}
+	}
+	e.HTTPErrorHandler = errorHandler(logger, onProblem)
 	e.Use(requestID, requestLogger(logger), middleware.RecoverWithConfig(middleware.RecoverConfig{
 		// The panic reaches the request logger, which hands it to the
 		// error handler: logged once, with its stack, answered 500.
@@ -164,7 +172,8 @@ func (e *panicError) Unwrap() error { return e.err }
 
 // errorHandler renders every error as an RFC 9457 problem and logs the
 // causes of 5xx answers.
-func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+// onProblem, when not nil, sees every problem answered (for metrics).
+func errorHandler(logger *slog.Logger, onProblem func(echo.Context, problem.Details)) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			// The answer is out (or the error bubbled up after the request
@@ -173,6 +182,9 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 		p, header := problemFor(err)
 		p.RequestID = RequestID(c)
+		if onProblem != nil {
+			onProblem(c, p)
+		}
 		ctx := c.Request().Context()
 		if p.Status >= 500 {
 			attrs := []any{"err", err, "status", p.Status, "method", c.Request().Method,

@@ -19,9 +19,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/problem"
-	"github.com/labstack/echo/v4"
 )
 
 // appender is the part of bridge.Stream the ingest API uses.
@@ -53,6 +57,16 @@ type Options struct {
 	MaxBatchBody int64
 	// AppendTimeout bounds one Append: past it the request gets a 503.
 	AppendTimeout time.Duration
+	// TracerProvider traces each event's append ("send" spans); nil
+	// means none.
+	TracerProvider trace.TracerProvider
+	// Propagator injects each send span's context into its event
+	// (default W3C trace context).
+	Propagator propagation.TextMapPropagator
+	// MeterProvider counts accepted and rejected events; nil means none.
+	MeterProvider metric.MeterProvider
+	// Destination names the stream in spans (default "hookwire").
+	Destination string
 }
 
 // Handler serves the ingest routes. It is safe for concurrent use.
@@ -63,6 +77,7 @@ type Handler struct {
 	maxBody       int64
 	maxBatchBody  int64
 	appendTimeout time.Duration
+	tel           telemetry
 }
 
 // New returns a Handler appending to s and accepting the API keys of keys
@@ -75,6 +90,7 @@ func New(s appender, keys keyChecker, opts Options) *Handler {
 		maxBody:       opts.MaxBody,
 		maxBatchBody:  opts.MaxBatchBody,
 		appendTimeout: opts.AppendTimeout,
+		tel:           newTelemetry(opts),
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -171,6 +187,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 	for i, raw := range raws {
 		if int64(len(raw)) > h.maxBody {
 			p := problem.PayloadTooLarge.New(fmt.Sprintf("the event is %d bytes of JSON; the limit is %d", len(raw), h.maxBody))
+			h.tel.reject(c.Request().Context(), p)
 			results[i] = batchResult{Status: p.Status, Error: &p}
 			continue
 		}
@@ -180,6 +197,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 		}
 		if err != nil {
 			p := invalidDetails(err)
+			h.tel.reject(c.Request().Context(), p)
 			results[i] = batchResult{Status: p.Status, Error: &p}
 			continue
 		}
@@ -320,7 +338,14 @@ func prepare(ev *bridge.Event) {
 func (h *Handler) append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.appendTimeout)
 	defer cancel()
-	res, err := h.stream.Append(ctx, evs)
+	spans := h.tel.startSend(ctx, evs)
+	actx := ctx
+	if len(spans) == 1 {
+		// One event: its Redis command nests under its send span.
+		actx = trace.ContextWithSpan(ctx, spans[0])
+	}
+	res, err := h.stream.Append(actx, evs)
+	h.tel.endSend(ctx, spans, res, err)
 	switch {
 	case errors.Is(err, bridge.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return nil, problem.Wrap(problem.BrokerUnavailable.New("the event could not be stored and was not accepted; retry later"), fmt.Errorf("append: %w", err))

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
@@ -23,7 +25,17 @@ const (
 	expirySlop = 500 * time.Millisecond // close a little after exp, not before
 )
 
-var errClosing = errors.New("connection closing")
+var (
+	errClosing = errors.New("connection closing")
+	errTooSlow = errors.New("subscriber too slow: closed with 1013")
+)
+
+// out is one queued frame; ev is set for event frames, whose fan-out is
+// told (ev.Done) when the frame was written or dropped.
+type out struct {
+	b  []byte
+	ev *bridge.Event
+}
 
 // conn is one WebSocket connection. It is the bridge.Sink of its
 // subscription: the fan-out queues frames with Send, which never blocks,
@@ -36,9 +48,9 @@ type conn struct {
 	srv    *Server
 
 	mu        sync.Mutex // guards queue, spare, closeCode, closeText, flush
-	queue     [][]byte
-	spare     [][]byte // the writer's drained slice, reused to save allocations
-	closeCode int      // non-zero once the connection is being closed
+	queue     []out
+	spare     []out // the writer's drained slice, reused to save allocations
+	closeCode int   // non-zero once the connection is being closed
 	closeText string
 	flush     bool // write what is queued before the close frame
 
@@ -50,8 +62,9 @@ type conn struct {
 
 // push queues f. force lets control frames (replies, reset) past the
 // queue bound, so a client is always told why. It returns false when the
-// queue is full or the connection is closing.
-func (c *conn) push(f []byte, force bool) bool {
+// queue is full or the connection is closing; the caller then still owns
+// ev.
+func (c *conn) push(f out, force bool) bool {
 	c.mu.Lock()
 	if c.closeCode != 0 || (!force && len(c.queue) >= queueLen) {
 		c.mu.Unlock()
@@ -70,26 +83,51 @@ func (c *conn) signal(ch chan struct{}) {
 	}
 }
 
+// done tells the fan-out of every event in frames that it was not written.
+func done(frames []out, err error) {
+	for _, f := range frames {
+		if f.ev != nil {
+			f.ev.Done(err)
+		}
+	}
+}
+
 // kick asks the writer to close the connection with code. With flush set,
 // the frames already queued are written first (a drain); without, they
 // are dropped (a slow consumer, whose queue may be long).
 func (c *conn) kick(code int, text string, flush bool) {
+	var dropped []out
 	c.mu.Lock()
 	if c.closeCode == 0 {
 		c.closeCode, c.closeText, c.flush = code, text, flush
 		if !flush {
-			c.queue = nil
+			dropped, c.queue = c.queue, nil
 		}
 	}
 	c.mu.Unlock()
+	done(dropped, errTooSlow)
 	c.signal(c.wake)
 	c.signal(c.room)
+}
+
+// discard refuses further frames and drops the queued ones: the writer
+// has stopped.
+func (c *conn) discard(err error) {
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = websocket.CloseAbnormalClosure
+	}
+	dropped := c.queue
+	c.queue = nil
+	c.mu.Unlock()
+	done(dropped, err)
 }
 
 // Send implements bridge.Sink. It never blocks: a connection whose queue is
 // full is closed with 1013, and its client resumes with its last cursor.
 func (c *conn) Send(ev *bridge.Event) {
-	if !c.push(ev.Frame(), false) {
+	if !c.push(out{ev.Frame(), ev}, false) {
+		ev.Done(errTooSlow)
 		c.Overflow()
 	}
 }
@@ -100,7 +138,7 @@ func (c *conn) Overflow() {
 	closing := c.closeCode != 0
 	c.mu.Unlock()
 	if !closing {
-		c.srv.metrics.slowClose()
+		c.srv.metrics.slowCloses.Add(bg, 1)
 		c.logger.Warn("subscriber too slow, closing", "queue", queueLen)
 		c.kick(websocket.CloseTryAgainLater, "too slow, resume with since", false)
 	}
@@ -111,7 +149,7 @@ func (c *conn) SendWait(ctx context.Context, ev *bridge.Event) error {
 	timer := time.NewTimer(replayWait)
 	defer timer.Stop()
 	for {
-		if c.push(ev.Frame(), false) {
+		if c.push(out{ev.Frame(), ev}, false) {
 			return nil
 		}
 		c.mu.Lock()
@@ -126,18 +164,19 @@ func (c *conn) SendWait(ctx context.Context, ev *bridge.Event) error {
 			return ctx.Err()
 		case <-timer.C:
 			c.Overflow()
-			return errClosing
+			return errTooSlow
 		}
 	}
 }
 
 // Reset implements bridge.Sink.
 func (c *conn) Reset(reason string) {
-	c.push(encode(resetFrame{Type: "reset", Reason: reason}), true)
+	c.srv.metrics.resets.Add(bg, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	c.push(out{b: encode(resetFrame{Type: "reset", Reason: reason})}, true)
 }
 
 // take hands the queued frames to the writer, with the close request if any.
-func (c *conn) take() (frames [][]byte, code int, text string, flush bool) {
+func (c *conn) take() (frames []out, code int, text string, flush bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	frames = c.queue
@@ -150,7 +189,7 @@ func (c *conn) take() (frames [][]byte, code int, text string, flush bool) {
 }
 
 // giveBack returns the writer's slice for reuse, unless it grew large.
-func (c *conn) giveBack(frames [][]byte) {
+func (c *conn) giveBack(frames []out) {
 	if cap(frames) > queueLen {
 		return
 	}
@@ -178,11 +217,14 @@ func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration) error {
 		select {
 		case <-c.wake:
 			frames, code, text, flush := c.take()
-			if code == 0 || flush {
-				for _, f := range frames {
-					if err := c.write(f); err != nil {
-						return err
-					}
+			if code != 0 && !flush {
+				done(frames, errTooSlow)
+				frames = frames[:0]
+			}
+			for i, f := range frames {
+				if err := c.write(f); err != nil {
+					done(frames[i+1:], err)
+					return err
 				}
 			}
 			c.giveBack(frames)
@@ -201,16 +243,21 @@ func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration) error {
 	}
 }
 
-func (c *conn) write(f []byte) error {
-	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
-		return err
+func (c *conn) write(f out) error {
+	err := c.ws.SetWriteDeadline(time.Now().Add(writeWait))
+	if err == nil {
+		err = c.ws.WriteMessage(websocket.TextMessage, f.b)
 	}
-	if err := c.ws.WriteMessage(websocket.TextMessage, f); err != nil {
-		c.srv.metrics.writeError()
-		return err
+	if f.ev != nil {
+		f.ev.Done(err)
+		if err == nil {
+			c.srv.metrics.delivered(f.ev.Time)
+		}
 	}
-	c.srv.metrics.delivered()
-	return nil
+	if err != nil {
+		c.srv.metrics.writeErrors.Add(bg, 1)
+	}
+	return err
 }
 
 func (c *conn) writeClose(code int, text string) error {
@@ -239,7 +286,7 @@ func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 	}
 }
 
-func (c *conn) reply(v any) { c.push(encode(v), true) }
+func (c *conn) reply(v any) { c.push(out{b: encode(v)}, true) }
 
 func (c *conn) fail(ref string, err error) {
 	var ef *errFrame

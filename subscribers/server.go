@@ -2,9 +2,11 @@ package subscribers
 
 import (
 	"context"
+
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/metric"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -29,31 +31,6 @@ type verifier interface {
 	Verify(token string) (auth.Claims, error)
 }
 
-// Metrics counts what happens to connections. Nil fields are no-ops.
-type Metrics struct {
-	Delivered   func()
-	WriteErrors func()
-	SlowCloses  func()
-}
-
-func (m *Metrics) delivered() {
-	if m.Delivered != nil {
-		m.Delivered()
-	}
-}
-
-func (m *Metrics) writeError() {
-	if m.WriteErrors != nil {
-		m.WriteErrors()
-	}
-}
-
-func (m *Metrics) slowClose() {
-	if m.SlowCloses != nil {
-		m.SlowCloses()
-	}
-}
-
 // Options configure a Server. Zero values mean the defaults.
 type Options struct {
 	Logger *slog.Logger
@@ -65,8 +42,9 @@ type Options struct {
 	MaxChannels    int           // channels per connection, default 100
 	// Head returns the newest cursor of the broker, so a fresh connection
 	// learns a position to resume from before it receives any event.
-	Head    func(ctx context.Context) (bridge.Cursor, error)
-	Metrics Metrics
+	Head func(ctx context.Context) (bridge.Cursor, error)
+	// MeterProvider receives the connection metrics; nil means none.
+	MeterProvider metric.MeterProvider
 }
 
 // Server serves GET /v1/ws. It is safe for concurrent use.
@@ -74,7 +52,7 @@ type Server struct {
 	hub      hub
 	verifier verifier
 	opts     Options
-	metrics  *Metrics
+	metrics  *instruments
 	logger   *slog.Logger
 	upgrader websocket.Upgrader
 
@@ -96,7 +74,7 @@ func New(h hub, v verifier, opts Options) *Server {
 	if opts.MaxChannels <= 0 {
 		opts.MaxChannels = 100
 	}
-	s := &Server{hub: h, verifier: v, opts: opts, metrics: &opts.Metrics, logger: opts.Logger, conns: make(map[*conn]struct{})}
+	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, conns: make(map[*conn]struct{})}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// Zero buffer sizes reuse the server's hijacked buffers; the
@@ -133,11 +111,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if origin := r.Header.Get("Origin"); origin != "" && !originAllowed(s.opts.AllowedOrigins, origin) {
+		s.metrics.authFailure("origin")
 		writeProblem(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
 	claims, err := s.verifier.Verify(token(r))
 	if err != nil {
+		s.metrics.authFailure("token")
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 		writeProblem(w, r, http.StatusUnauthorized, err.Error())
 		return
@@ -154,6 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var ef *errFrame
 		if errors.As(err, &ef) && ef.code == codeForbidden {
 			status = http.StatusForbidden
+			s.metrics.authFailure("channel")
 		}
 		writeProblem(w, r, status, err.(*errFrame).msg)
 		return
@@ -263,6 +244,7 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 		c.logger.DebugContext(ctx, "reader stopped", "err", err)
 	}()
 	err := c.writeLoop(ctx, s.opts.PingInterval)
+	c.discard(errClosing)
 	if err == nil {
 		// A close frame was sent: give the client a moment to answer.
 		select {
@@ -279,6 +261,9 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 // is set, then reads client frames.
 func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []string, since bridge.Cursor) error {
 	welcome := welcomeFrame{Type: "welcome", User: c.claims.Subject, Conn: c.id}
+	if !since.IsZero() {
+		s.metrics.resumes.Add(ctx, 1)
+	}
 	if since.IsZero() && s.opts.Head != nil {
 		// A fresh connection starts from the head: replaying from it
 		// covers the events read between the Head call and the
@@ -324,9 +309,9 @@ func (s *Server) Drain(ctx context.Context) error {
 		// the last ones to flush and finish.
 		step = time.Until(dl) / 2 / time.Duration(len(conns))
 	}
-	for _, c := range conns {
+	for i, c := range conns {
 		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
-		if step > 0 {
+		if step > 0 && i < len(conns)-1 {
 			select {
 			case <-time.After(step):
 			case <-ctx.Done():

@@ -333,6 +333,7 @@ func TestDrainCloses1001(t *testing.T) {
 	e := newEnv(t, subscribers.Options{})
 	ws := e.mustDial("token=" + token("42"))
 	e.publish(&bridge.Event{ID: "last", Type: "t", Users: []string{"42"}})
+	time.Sleep(100 * time.Millisecond) // the hub hands it to the connection
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -60,6 +61,8 @@ type Stream struct {
 	readCount  int64
 	readBlock  time.Duration
 	backoffCap time.Duration
+	// position is the last entry ID a Tail read, for Lag.
+	position atomic.Pointer[string]
 }
 
 var _ bridge.Stream = (*Stream)(nil)

@@ -36,6 +36,7 @@ func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
 		epoch, last, err := s.head(ctx)
 		if err == nil {
 			t.epoch, t.last = epoch, last
+			s.position.Store(&last)
 			break
 		}
 		if err := t.failed(ctx, err); err != nil {
@@ -154,6 +155,8 @@ func (t *tail) deliver(ctx context.Context, msgs []redis.XMessage) error {
 		t.last = m.ID
 	}
 	flush()
+	last := t.last
+	t.s.position.Store(&last)
 	return nil
 }
 

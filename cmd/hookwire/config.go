@@ -12,6 +12,9 @@ import (
 // config is everything `serve` needs, from flags whose defaults come from
 // HOOKWIRE_* variables.
 type config struct {
+	// getenv is the environment the config came from; the OTEL_*
+	// variables are read from it too.
+	getenv         func(string) string
 	Dev            bool
 	Listen         string
 	RedisURL       string
@@ -117,7 +120,7 @@ func (f *envFlags) parse(args []string) error {
 }
 
 func parseServe(args []string, getenv func(string) string, out io.Writer) (config, error) {
-	var c config
+	c := config{getenv: getenv}
 	f := newEnvFlags("serve", getenv, out)
 	f.bool(&c.Dev, "dev", "development mode: in-memory broker unless a Redis URL is set, generated secrets, any Origin, demo page at /")
 	f.string(&c.Listen, "listen", ":8080", "listen address")

@@ -80,7 +80,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-var listenRE = regexp.MustCompile(`"msg":"hookwire listening","addr":"([^"]+)"|msg="hookwire listening" addr=(\S+)`)
+var listenRE = regexp.MustCompile(`hookwire listening.*?\baddr(?:":"|=)([^"\s]+)`)
 
 // startReplica runs `hookwire serve args...` with env on a free loopback
 // port and waits until it listens.
@@ -108,7 +108,7 @@ func startReplica(t *testing.T, env []string, args ...string) *replica {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1] + m[2]
+				addr <- m[1]
 			}
 		}
 		io.Copy(io.Discard, pr)

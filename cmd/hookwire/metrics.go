@@ -2,50 +2,35 @@ package main
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/metric"
-
-	"github.com/hookwire/hookwire/subscribers"
 )
 
-// metrics are the process's instruments, created once in serve.
-type metrics struct {
-	meter      metric.Meter
-	deliveries metric.Int64Counter
-	writeErrs  metric.Int64Counter
-	slowCloses metric.Int64Counter
-}
-
-func newMetrics(m metric.Meter) (*metrics, error) {
-	d, err := m.Int64Counter("hookwire.deliveries", metric.WithDescription("Event and control frames written to WebSocket connections."))
+// observeLag registers the stream read lag gauges: how far this replica's
+// reader is behind the stream, in entries and in seconds.
+func observeLag(mp metric.MeterProvider, lag func(context.Context) (int64, time.Duration, error)) error {
+	m := mp.Meter("github.com/hookwire/hookwire")
+	entries, err := m.Int64ObservableGauge("hookwire.stream.lag.entries",
+		metric.WithDescription("Entries appended to the stream that this replica has not read yet (counted up to 1000)."))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	w, err := m.Int64Counter("hookwire.write_errors", metric.WithDescription("WebSocket writes that failed."))
+	age, err := m.Float64ObservableGauge("hookwire.stream.lag.seconds", metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest stream entry this replica has not read yet; 0 when caught up."))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s, err := m.Int64Counter("hookwire.slow_consumer_closes", metric.WithDescription("Connections closed with 1013 because their queue overflowed."))
-	if err != nil {
-		return nil, err
-	}
-	return &metrics{meter: m, deliveries: d, writeErrs: w, slowCloses: s}, nil
-}
-
-func (m *metrics) subscribers() subscribers.Metrics {
-	ctx := context.Background()
-	return subscribers.Metrics{
-		Delivered:   func() { m.deliveries.Add(ctx, 1) },
-		WriteErrors: func() { m.writeErrs.Add(ctx, 1) },
-		SlowCloses:  func() { m.slowCloses.Add(ctx, 1) },
-	}
-}
-
-func (m *metrics) observeConnections(count func() int) {
-	_, _ = m.meter.Int64ObservableGauge("hookwire.connections",
-		metric.WithDescription("Open WebSocket connections."),
-		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
-			o.Observe(int64(count()))
-			return nil
-		}))
+	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		n, d, err := lag(ctx)
+		if err != nil {
+			return nil // the broker is down: /readyz says so
+		}
+		o.ObserveInt64(entries, n)
+		o.ObserveFloat64(age, d.Seconds())
+		return nil
+	}, entries, age)
+	return err
 }

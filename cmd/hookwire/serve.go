@@ -11,11 +11,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookwire/hookwire/auth"
@@ -43,10 +45,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		devDefaults(&cfg)
 	}
 
-	tel, err := otel.Setup(ctx)
+	tel, err := otel.Setup(ctx, otel.Options{Getenv: cfg.getenv})
 	if err != nil {
 		return err
 	}
+	tp, mp, prop := tel.TracerProvider(), tel.MeterProvider(), tel.Propagator()
+	logger = logger.With("instance", tel.InstanceID())
 
 	var st stream
 	var closeStream func() error
@@ -68,10 +72,17 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 			ropts.DialTimeout = 2 * time.Second
 		}
 		rdb := redis.NewClient(ropts)
-		closeStream = rdb.Close
-		st = redisstream.New(rdb, redisstream.Options{
+		closeStream = sync.OnceValue(rdb.Close)
+		if err := tel.InstrumentRedis(rdb); err != nil {
+			return err
+		}
+		rs := redisstream.New(rdb, redisstream.Options{
 			Prefix: cfg.Stream, HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL, Logger: logger,
 		})
+		if err := observeLag(mp, rs.Lag); err != nil {
+			return err
+		}
+		st = rs
 	} else {
 		st = memstream.New(memstream.Options{HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL})
 		closeStream = func() error { return nil }
@@ -86,20 +97,23 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	}
 	keys := auth.NewAPIKeys(cfg.APIKeys)
 
-	m, err := newMetrics(tel.Meter())
-	if err != nil {
-		return err
-	}
-	hub := bridge.NewHub(st, bridge.HubOptions{Logger: logger})
+	hub := bridge.NewHub(st, bridge.HubOptions{
+		Logger: logger, TracerProvider: tp, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
+	})
 	subs := subscribers.New(hub, verifier, subscribers.Options{
 		Logger:         logger,
 		AllowedOrigins: cfg.AllowedOrigins,
 		PingInterval:   cfg.PingInterval,
 		Head:           st.Head,
-		Metrics:        m.subscribers(),
+		MeterProvider:  mp,
 	})
-	m.observeConnections(subs.Count)
-	ih := ingest.New(st, keys, ingest.Options{Logger: logger, MaxBody: cfg.MaxBody})
+	if err := subs.ObserveConnections(mp); err != nil {
+		return err
+	}
+	ih := ingest.New(st, keys, ingest.Options{
+		Logger: logger, MaxBody: cfg.MaxBody,
+		TracerProvider: tp, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
+	})
 	e := ingest.NewEcho(ih, logger)
 
 	var draining atomic.Bool
@@ -125,7 +139,19 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv := &http.Server{
+		// otelhttp makes the server span of each ingest request,
+		// continuing an incoming traceparent. WebSocket connections are
+		// left out (their span would last as long as the connection),
+		// and so are the probes.
+		Handler: otelhttp.NewHandler(e, "hookwire",
+			otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(mp), otelhttp.WithPropagators(prop),
+			otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/events") }),
+			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
+		),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
 	addr := ln.Addr().String()
 	logger.Info("hookwire listening", "addr", addr, "broker", brokerName(cfg), "dev", cfg.Dev)
 	if cfg.Dev {
@@ -161,13 +187,24 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	draining.Store(true)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
-	derr := subs.Drain(dctx)
+	if err := subs.Drain(dctx); err != nil {
+		logger.Warn("drain budget spent, closed the remaining WebSocket connections")
+	}
 	serr := srv.Shutdown(dctx)
+	if errors.Is(serr, context.DeadlineExceeded) {
+		// Browsers keep speculative connections open that never send a
+		// request; Shutdown waits for them. The budget is spent: cut.
+		logger.Warn("drain budget spent, closing the remaining HTTP connections")
+		serr = srv.Close()
+	}
 	stopHub()
+	// Closing the broker client ends the reader's blocking read now
+	// rather than at its next timeout.
+	closeStream()
 	werr := g.Wait()
 	terr := tel.Shutdown(dctx)
 	logger.Info("stopped")
-	return errors.Join(derr, serr, werr, terr)
+	return errors.Join(serr, werr, terr)
 }
 
 func brokerName(cfg config) string {
@@ -177,14 +214,16 @@ func brokerName(cfg config) string {
 	return "memory"
 }
 
+// newLogger returns the process's logger: JSON in production, text with
+// --dev, with trace and span ids on lines logged in a traced context.
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Dev {
-		return slog.New(slog.NewTextHandler(w, opts))
+		return slog.New(otel.LogHandler(slog.NewTextHandler(w, opts)))
 	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return slog.New(otel.LogHandler(slog.NewJSONHandler(w, opts)))
 }
 
 // devDefaults fills in what --dev generates: secrets and a permissive Origin.

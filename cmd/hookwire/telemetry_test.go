@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/hookwire/hookwire/internal/redistest"
+)
+
+// otlpReceiver is an in-test OTLP/HTTP trace receiver.
+type otlpReceiver struct {
+	mu    sync.Mutex
+	spans []receivedSpan
+}
+
+type receivedSpan struct {
+	*tracepb.Span
+	instance string // the resource's service.instance.id
+}
+
+func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		gz, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		body = gz
+	}
+	b, _ := io.ReadAll(body)
+	var req collectortrace.ExportTraceServiceRequest
+	if err := proto.Unmarshal(b, &req); err != nil {
+		http.Error(w, err.Error(), 400)
+		return
+	}
+	o.mu.Lock()
+	for _, rs := range req.ResourceSpans {
+		instance := ""
+		for _, kv := range rs.Resource.GetAttributes() {
+			if kv.Key == "service.instance.id" {
+				instance = kv.Value.GetStringValue()
+			}
+		}
+		for _, ss := range rs.ScopeSpans {
+			for _, s := range ss.Spans {
+				o.spans = append(o.spans, receivedSpan{s, instance})
+			}
+		}
+	}
+	o.mu.Unlock()
+	out, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.Write(out)
+}
+
+func (o *otlpReceiver) trace(id string) []receivedSpan {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var out []receivedSpan
+	for _, s := range o.spans {
+		if hex.EncodeToString(s.TraceId) == id {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// TestOneTracePerEvent: one POST with a traceparent yields one trace with
+// the ingest request, the send span and a process span from each replica.
+func TestOneTracePerEvent(t *testing.T) {
+	rs := redistest.Start(t)
+	recv := &otlpReceiver{}
+	otlp := httptest.NewServer(recv)
+	defer otlp.Close()
+	env := append(prodEnv(rs.URL()),
+		"OTEL_TRACES_EXPORTER=otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL,
+		"OTEL_BSP_SCHEDULE_DELAY=50",
+		"OTEL_SERVICE_NAME=hookwire-test",
+	)
+	a := startReplica(t, env)
+	b := startReplica(t, env)
+	onA := a.connect(t, "token="+subToken(t, "42"))
+	onB := b.connect(t, "token="+subToken(t, "42"))
+
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	const parentID = "00f067aa0ba902b7"
+	req, _ := http.NewRequest(http.MethodPost, a.base+"/v1/events", strings.NewReader(`{"id":"traced-1","type":"balance.updated","users":["42"],"data":{"balance":"1.00"}}`))
+	req.Header.Set("Authorization", "Bearer "+testAPIKey)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	for _, s := range []*subscriber{onA, onB} {
+		f := s.next(t)
+		if tp, _ := f["traceparent"].(string); !strings.Contains(tp, traceID) {
+			t.Errorf("frame traceparent %q does not continue trace %s", tp, traceID)
+		}
+	}
+
+	var server, send *receivedSpan
+	var process []receivedSpan
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		spans := recv.trace(traceID)
+		server, send, process = nil, nil, nil
+		for i, s := range spans {
+			switch {
+			case s.Kind == tracepb.Span_SPAN_KIND_SERVER:
+				server = &spans[i]
+			case s.Kind == tracepb.Span_SPAN_KIND_PRODUCER:
+				send = &spans[i]
+			case s.Kind == tracepb.Span_SPAN_KIND_CONSUMER && strings.HasPrefix(s.Name, "process"):
+				process = append(process, s)
+			}
+		}
+		if server != nil && send != nil && len(process) >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if server == nil || send == nil || len(process) < 2 {
+		t.Fatalf("trace %s: server=%v send=%v process=%d spans; all spans: %d", traceID, server != nil, send != nil, len(process), len(recv.trace(traceID)))
+	}
+	if hex.EncodeToString(server.ParentSpanId) != parentID {
+		t.Errorf("server span does not continue the incoming traceparent")
+	}
+	if !bytes.Equal(send.ParentSpanId, server.SpanId) {
+		t.Errorf("send span is not a child of the server span")
+	}
+	instances := map[string]bool{}
+	for _, p := range process {
+		if !bytes.Equal(p.ParentSpanId, send.SpanId) {
+			t.Errorf("process span on %s is not a child of the send span", p.instance)
+		}
+		if len(p.Links) != 1 || !bytes.Equal(p.Links[0].SpanId, send.SpanId) {
+			t.Errorf("process span on %s does not link to the send span", p.instance)
+		}
+		written := int64(-1)
+		for _, kv := range p.Attributes {
+			if kv.Key == "hookwire.connections.written" {
+				written = kv.Value.GetIntValue()
+			}
+		}
+		if written != 1 {
+			t.Errorf("process span on %s: written=%d, want 1", p.instance, written)
+		}
+		instances[p.instance] = true
+	}
+	if len(instances) != 2 {
+		t.Errorf("process spans from instances %v, want two replicas", instances)
+	}
+	t.Logf("trace %s: %d spans (server %q, send %q, %d process)", traceID, len(recv.trace(traceID)), server.Name, send.Name, len(process))
+}
+
+// TestMetricsMoveWithTraffic scrapes /metrics before and after real
+// traffic.
+func TestMetricsMoveWithTraffic(t *testing.T) {
+	rs := redistest.Start(t)
+	r := startReplica(t, prodEnv(rs.URL()))
+	s := r.connect(t, "token="+subToken(t, "42"))
+	for i := range 5 {
+		if status, _ := r.post(t, testAPIKey, `{"type":"balance.updated","users":["42"],"data":{"n":`+string(rune('0'+i))+`}}`); status != 202 {
+			t.Fatalf("POST = %d", status)
+		}
+		s.next(t)
+	}
+	r.post(t, testAPIKey, `{"type":""}`)
+	r.post(t, "wrong-key", `{"type":"t","users":["1"]}`)
+	resp, err := http.Get(r.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	text := string(b)
+	for _, want := range []string{
+		`hookwire_events_accepted_total{duplicate="false"} 5`,
+		`hookwire_events_rejected_total{reason="invalid-event"} 1`,
+		`hookwire_events_rejected_total{reason="unauthorized"} 1`,
+		`hookwire_auth_failures_total{endpoint="ingest",reason="unauthorized"} 1`,
+		`hookwire_deliveries_total 5`,
+		`hookwire_delivery_latency_seconds_count 5`,
+		`hookwire_connections 1`,
+		`hookwire_stream_lag_entries 0`,
+		`http_server_request_duration_seconds_count`,
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		os.WriteFile(t.TempDir()+"/metrics.txt", b, 0o644)
+		t.Logf("metrics:\n%s", grepHookwire(text))
+	}
+}
+
+func grepHookwire(text string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.HasPrefix(l, "hookwire_") || strings.HasPrefix(l, "http_server") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestLogsHoldNoSecrets greps a full run's logs for the key, the JWT
+// secret, a token and event data.
+func TestLogsHoldNoSecrets(t *testing.T) {
+	rs := redistest.Start(t)
+	r := startReplica(t, append(prodEnv(rs.URL()), "HOOKWIRE_LOG_LEVEL=debug"))
+	tok := subToken(t, "42", "prices.*")
+	s := r.connect(t, "token="+tok+"&channels=prices.EURUSD")
+	const secretData = "s3cr3t-balance-9876"
+	r.post(t, testAPIKey, `{"type":"balance.updated","users":["42"],"data":{"balance":"`+secretData+`"}}`)
+	s.next(t)
+	r.post(t, "wrong-key-abcdef", `{"type":"t","users":["1"],"data":"`+secretData+`"}`)
+	r.post(t, testAPIKey, `{"type":"","data":"`+secretData+`"}`)
+	// A rejected token in the query string.
+	http.Get(r.base + "/v1/ws?token=" + tok + "x")
+	send(t, s, `{"op":"subscribe","channel":"news","ref":"`+secretData+`"}`)
+	s.next(t)
+	r.signal(15) // SIGTERM: the drain lines too
+	<-r.exited
+	logs := r.stderr.String()
+	if !strings.Contains(logs, "event accepted") {
+		t.Fatalf("debug logs missing; got:\n%s", logs)
+	}
+	for name, secret := range map[string]string{"API key": testAPIKey, "wrong API key": "wrong-key-abcdef", "JWT secret": testSecret, "token": tok, "event data": secretData} {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain the %s", name)
+		}
+	}
+}
+
+func send(t *testing.T, s *subscriber, frame string) {
+	t.Helper()
+	if err := s.ws.WriteMessage(1, []byte(frame)); err != nil {
+		t.Fatal(err)
+	}
+}

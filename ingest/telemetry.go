@@ -1,0 +1,109 @@
+package ingest
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/problem"
+)
+
+// telemetry is the ingest handler's tracer and instruments.
+type telemetry struct {
+	tracer      trace.Tracer
+	propagator  propagation.TextMapPropagator
+	destination string
+	accepted    metric.Int64Counter
+	rejected    metric.Int64Counter
+	authFails   metric.Int64Counter
+}
+
+func newTelemetry(opts Options) telemetry {
+	tp, mp, prop := opts.TracerProvider, opts.MeterProvider, opts.Propagator
+	if tp == nil {
+		tp = tracenoop.NewTracerProvider()
+	}
+	if mp == nil {
+		mp = metricnoop.NewMeterProvider()
+	}
+	if prop == nil {
+		prop = propagation.TraceContext{}
+	}
+	dest := opts.Destination
+	if dest == "" {
+		dest = "hookwire"
+	}
+	m := mp.Meter("github.com/hookwire/hookwire/ingest")
+	t := telemetry{tracer: tp.Tracer("github.com/hookwire/hookwire/ingest"), propagator: prop, destination: dest}
+	// Errors only come from invalid names or options, fixed here.
+	t.accepted, _ = m.Int64Counter("hookwire.events.accepted", metric.WithDescription("Events accepted (202), and duplicates answered 200 (duplicate=true)."))
+	t.rejected, _ = m.Int64Counter("hookwire.events.rejected", metric.WithDescription("Events or requests refused, by reason (the problem type)."))
+	t.authFails, _ = m.Int64Counter("hookwire.auth.failures", metric.WithDescription("Rejected credentials, by endpoint and reason."))
+	return t
+}
+
+// startSend starts the PRODUCER "send" span of each event's append and
+// stores its context in the event, so that the stream entry carries it and
+// every replica's "process" span joins the same trace.
+func (t telemetry) startSend(ctx context.Context, evs []*bridge.Event) []trace.Span {
+	spans := make([]trace.Span, len(evs))
+	for i, ev := range evs {
+		sctx, span := t.tracer.Start(ctx, "send "+t.destination,
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(
+				semconv.MessagingSystemKey.String("redis"),
+				semconv.MessagingOperationName("send"),
+				semconv.MessagingOperationTypeSend,
+				semconv.MessagingDestinationName(t.destination),
+				semconv.MessagingMessageID(ev.ID),
+				attribute.String("hookwire.event.type", ev.Type),
+			))
+		spans[i] = span
+		if span.SpanContext().IsValid() {
+			carrier := propagation.MapCarrier{}
+			t.propagator.Inject(sctx, carrier)
+			ev.Trace = carrier
+		}
+	}
+	return spans
+}
+
+// endSend ends the send spans with the append's outcome.
+func (t telemetry) endSend(ctx context.Context, spans []trace.Span, res []bridge.AppendResult, err error) {
+	for i, span := range spans {
+		switch {
+		case err != nil:
+			span.RecordError(err)
+			span.SetStatus(codes.Error, "append failed")
+		case i < len(res):
+			span.SetAttributes(attribute.String("hookwire.cursor", res[i].Cursor.String()), attribute.Bool("hookwire.duplicate", res[i].Duplicate))
+			t.accepted.Add(ctx, 1, metric.WithAttributes(attribute.Bool("duplicate", res[i].Duplicate)))
+		}
+		span.End()
+	}
+}
+
+// reject counts a refused request (or batch item) by its problem type.
+func (t telemetry) reject(ctx context.Context, p problem.Details) {
+	reason := strings.TrimPrefix(p.Type, "https://hookwire.dev/problems/")
+	t.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String("reason", reason)))
+	if p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden {
+		t.authFails.Add(ctx, 1, metric.WithAttributes(attribute.String("endpoint", "ingest"), attribute.String("reason", reason)))
+	}
+}
+
+// isIngest reports whether the request is one of this package's routes.
+func isIngest(c echo.Context) bool {
+	return strings.HasPrefix(c.Path(), "/v1/events")
+}

@@ -1,0 +1,63 @@
+package subscribers
+
+import (
+	"context"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// instruments are the Server's metrics, created once.
+type instruments struct {
+	deliveries  metric.Int64Counter
+	writeErrors metric.Int64Counter
+	slowCloses  metric.Int64Counter
+	latency     metric.Float64Histogram
+	resumes     metric.Int64Counter
+	resets      metric.Int64Counter
+	authFails   metric.Int64Counter
+}
+
+func newInstruments(mp metric.MeterProvider) *instruments {
+	if mp == nil {
+		mp = noop.NewMeterProvider()
+	}
+	m := mp.Meter("github.com/hookwire/hookwire/subscribers")
+	var i instruments
+	// Errors only come from invalid names or options, fixed here.
+	i.deliveries, _ = m.Int64Counter("hookwire.deliveries", metric.WithDescription("Event frames written to WebSocket connections."))
+	i.writeErrors, _ = m.Int64Counter("hookwire.write_errors", metric.WithDescription("WebSocket writes that failed."))
+	i.slowCloses, _ = m.Int64Counter("hookwire.slow_consumer_closes", metric.WithDescription("Connections closed with 1013 because their queue overflowed."))
+	i.latency, _ = m.Float64Histogram("hookwire.delivery.latency", metric.WithUnit("s"),
+		metric.WithDescription("From the broker's acceptance of an event to its frame written to a connection."))
+	i.resumes, _ = m.Int64Counter("hookwire.resumes", metric.WithDescription("Connections that asked to resume with a since cursor."))
+	i.resets, _ = m.Int64Counter("hookwire.resets", metric.WithDescription("reset frames sent to connections, by reason."))
+	i.authFails, _ = m.Int64Counter("hookwire.auth.failures", metric.WithDescription("Rejected credentials, by endpoint and reason."))
+	return &i
+}
+
+var bg = context.Background()
+
+func (i *instruments) delivered(accepted time.Time) {
+	i.deliveries.Add(bg, 1)
+	if !accepted.IsZero() {
+		i.latency.Record(bg, time.Since(accepted).Seconds())
+	}
+}
+
+func (i *instruments) authFailure(reason string) {
+	i.authFails.Add(bg, 1, metric.WithAttributes(attribute.String("endpoint", "ws"), attribute.String("reason", reason)))
+}
+
+// ObserveConnections registers the open-connections gauge on mp.
+func (s *Server) ObserveConnections(mp metric.MeterProvider) error {
+	_, err := mp.Meter("github.com/hookwire/hookwire/subscribers").Int64ObservableGauge("hookwire.connections",
+		metric.WithDescription("Open WebSocket connections."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(s.Count()))
+			return nil
+		}))
+	return err
+}
