@@ -320,6 +320,17 @@ func (s *Subscription) Channels() int {
 	return len(s.channels)
 }
 
+// ChannelNames returns the channels s is subscribed to.
+func (s *Subscription) ChannelNames() []string {
+	s.hub.mu.RLock()
+	defer s.hub.mu.RUnlock()
+	names := make([]string, 0, len(s.channels))
+	for ch := range s.channels {
+		names = append(names, ch)
+	}
+	return names
+}
+
 // Subscribed reports whether s is subscribed to channel.
 func (s *Subscription) Subscribed(channel string) bool {
 	s.hub.mu.RLock()

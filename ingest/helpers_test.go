@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/hookwire/hookwire/auth"
 	"io"
 	"log/slog"
 	"net/http"
@@ -79,9 +80,9 @@ func (f *fakeStream) appended() [][]*bridge.Event {
 
 type fakeKeys map[string]string
 
-func (k fakeKeys) CheckAPIKey(key string) (string, bool) {
+func (k fakeKeys) Publisher(key string) (auth.Publisher, bool) {
 	p, ok := k[key]
-	return p, ok
+	return auth.Publisher{Name: p}, ok
 }
 
 // newTestEcho returns NewEcho over a fake stream with one key, logging into

@@ -33,12 +33,6 @@ type appender interface {
 	Append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error)
 }
 
-// keyChecker maps a publisher API key to the publisher's name. auth.APIKeys
-// implements it (in constant time).
-type keyChecker interface {
-	CheckAPIKey(key string) (publisher string, ok bool)
-}
-
 // Defaults of Options.
 const (
 	DefaultMaxBody       = 64 << 10 // the contract's 64 KiB
@@ -67,6 +61,13 @@ type Options struct {
 	MeterProvider metric.MeterProvider
 	// Destination names the stream in spans (default "hookwire").
 	Destination string
+	// Webhooks, when set, accepts Standard Webhooks signed requests.
+	Webhooks webhookVerifier
+	// PublishRate limits each publisher to this many events per second
+	// (0: unlimited), with bursts of PublishBurst (default: the rate,
+	// and at least a full batch).
+	PublishRate  float64
+	PublishBurst int
 }
 
 // Handler serves the ingest routes. It is safe for concurrent use.
@@ -78,6 +79,8 @@ type Handler struct {
 	maxBatchBody  int64
 	appendTimeout time.Duration
 	tel           telemetry
+	webhooks      webhookVerifier
+	limits        *limiters
 }
 
 // New returns a Handler appending to s and accepting the API keys of keys
@@ -91,6 +94,14 @@ func New(s appender, keys keyChecker, opts Options) *Handler {
 		maxBatchBody:  opts.MaxBatchBody,
 		appendTimeout: opts.AppendTimeout,
 		tel:           newTelemetry(opts),
+		webhooks:      opts.Webhooks,
+	}
+	if opts.PublishRate > 0 {
+		burst := opts.PublishBurst
+		if burst <= 0 {
+			burst = max(int(opts.PublishRate), MaxBatch)
+		}
+		h.limits = newLimiters(opts.PublishRate, burst)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
@@ -121,20 +132,25 @@ type accepted struct {
 }
 
 func (h *Handler) postEvent(c echo.Context) error {
-	publisher, err := h.authenticate(c)
-	if err != nil {
-		return err
-	}
-	body, err := readBody(c, h.maxBody)
+	who, body, err := h.authenticatedBody(c, h.maxBody)
 	if err != nil {
 		return err
 	}
 	ev, err := decodeEvent(body)
 	if err == nil {
+		if ev.ID == "" && who.webhookID != "" {
+			ev.ID = webhookEventID(who.webhookID, -1)
+		}
 		err = ev.Validate()
 	}
 	if err != nil {
 		return invalid(err)
+	}
+	if err := scope(who, ev); err != nil {
+		return err
+	}
+	if err := h.limits.take(who.pub.Name, 1); err != nil {
+		return err
 	}
 	prepare(ev)
 
@@ -143,12 +159,37 @@ func (h *Handler) postEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	h.logAccepted(ctx, c, ev, res[0], publisher)
+	h.logAccepted(ctx, c, ev, res[0], who.pub.Name)
 	a := accepted{ID: ev.ID, Cursor: res[0].Cursor.String(), Duplicate: res[0].Duplicate}
 	if a.Duplicate {
 		return c.JSON(http.StatusOK, a)
 	}
 	return c.JSON(http.StatusAccepted, a)
+}
+
+// authenticatedBody authenticates the request and reads its body: an API
+// key is checked before the body is read, so that a request without
+// credentials is refused first; a Standard Webhooks signature covers the
+// raw body, so it is checked after.
+func (h *Handler) authenticatedBody(c echo.Context, limit int64) (caller, []byte, error) {
+	r := c.Request()
+	if signed(r) {
+		body, err := readBody(c, limit)
+		if err != nil {
+			return caller{}, nil, err
+		}
+		who, err := h.verifySignature(r, body)
+		if err == nil {
+			c.Set(publisherKey, who.pub.Name)
+		}
+		return who, body, err
+	}
+	who, err := h.authenticate(c)
+	if err != nil {
+		return caller{}, nil, err
+	}
+	body, err := readBody(c, limit)
+	return who, body, err
 }
 
 // batchResult is one event's outcome in a batch answer: Status 202 or 200
@@ -168,11 +209,7 @@ type batchResult struct {
 // each result carries the status that event would have had alone. A failed
 // Append fails the whole request (503), as no result could be relied on.
 func (h *Handler) postBatch(c echo.Context) error {
-	publisher, err := h.authenticate(c)
-	if err != nil {
-		return err
-	}
-	body, err := readBody(c, h.maxBatchBody)
+	who, body, err := h.authenticatedBody(c, h.maxBatchBody)
 	if err != nil {
 		return err
 	}
@@ -193,10 +230,19 @@ func (h *Handler) postBatch(c echo.Context) error {
 		}
 		ev, err := decodeEventUTF8(raw) // decodeBatch checked UTF-8
 		if err == nil {
+			if ev.ID == "" && who.webhookID != "" {
+				ev.ID = webhookEventID(who.webhookID, i)
+			}
 			err = ev.Validate()
 		}
 		if err != nil {
 			p := invalidDetails(err)
+			h.tel.reject(c.Request().Context(), p)
+			results[i] = batchResult{Status: p.Status, Error: &p}
+			continue
+		}
+		if err := scope(who, ev); err != nil {
+			p, _ := problemFor(err)
 			h.tel.reject(c.Request().Context(), p)
 			results[i] = batchResult{Status: p.Status, Error: &p}
 			continue
@@ -207,6 +253,9 @@ func (h *Handler) postBatch(c echo.Context) error {
 	}
 
 	if len(evs) > 0 {
+		if err := h.limits.take(who.pub.Name, len(evs)); err != nil {
+			return err
+		}
 		ctx := c.Request().Context()
 		res, err := h.append(ctx, evs)
 		if err != nil {
@@ -214,7 +263,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 		}
 		for j, r := range res {
 			ev := evs[j]
-			h.logAccepted(ctx, c, ev, r, publisher)
+			h.logAccepted(ctx, c, ev, r, who.pub.Name)
 			status := http.StatusAccepted
 			if r.Duplicate {
 				status = http.StatusOK
@@ -233,23 +282,23 @@ func (h *Handler) postBatch(c echo.Context) error {
 // signatures, which cover the body, belong in a second step after
 // readBody, taken when the request carries webhook-* headers instead of
 // Authorization.
-func (h *Handler) authenticate(c echo.Context) (publisher string, err error) {
+func (h *Handler) authenticate(c echo.Context) (caller, error) {
 	authz := c.Request().Header.Get(echo.HeaderAuthorization)
 	if authz == "" {
-		return "", unauthorized("missing credentials: send Authorization: Bearer <API key>", `Bearer realm="hookwire"`)
+		return caller{}, unauthorized("missing credentials: send Authorization: Bearer <API key>, or sign the request (Standard Webhooks)", `Bearer realm="hookwire"`)
 	}
 	scheme, key, _ := strings.Cut(authz, " ")
 	key = strings.TrimLeft(key, " ")
 	if !strings.EqualFold(scheme, "Bearer") || key == "" {
-		return "", unauthorized("the Authorization header must be Bearer <API key>", `Bearer realm="hookwire", error="invalid_request"`)
+		return caller{}, unauthorized("the Authorization header must be Bearer <API key>", `Bearer realm="hookwire", error="invalid_request"`)
 	}
 	if h.keys != nil {
-		if publisher, ok := h.keys.CheckAPIKey(key); ok {
-			c.Set(publisherKey, publisher) // for the request log line
-			return publisher, nil
+		if pub, ok := h.keys.Publisher(key); ok {
+			c.Set(publisherKey, pub.Name) // for the request log line
+			return caller{pub: pub}, nil
 		}
 	}
-	return "", unauthorized("unknown API key", `Bearer realm="hookwire", error="invalid_token"`)
+	return caller{}, unauthorized("unknown API key", `Bearer realm="hookwire", error="invalid_token"`)
 }
 
 // unauthorized returns a 401 with its WWW-Authenticate challenge.

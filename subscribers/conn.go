@@ -10,6 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
@@ -23,6 +24,9 @@ const (
 	queueLen   = 256                    // outgoing frames a connection may have queued
 	replayWait = 30 * time.Second       // budget of a replay that makes no progress
 	expirySlop = 500 * time.Millisecond // close a little after exp, not before
+	// abuseLimit is how many frames in a row the rate limit may refuse
+	// before the connection is closed.
+	abuseLimit = 100
 )
 
 var (
@@ -54,8 +58,13 @@ type conn struct {
 	closeText string
 	flush     bool // write what is queued before the close frame
 
-	wake chan struct{} // cap 1: frames or a close are waiting for the writer
-	room chan struct{} // cap 1: the writer made room in the queue
+	wake   chan struct{}  // cap 1: frames or a close are waiting for the writer
+	room   chan struct{}  // cap 1: the writer made room in the queue
+	expiry chan time.Time // cap 1: a refreshed token's expiry, for the writer
+
+	// Owned by the reader goroutine:
+	limiter *rate.Limiter // client frames
+	refused int           // frames refused by limiter since the last one let through
 
 	sub *bridge.Subscription // set by the reader before it reads
 }
@@ -204,14 +213,17 @@ func (c *conn) giveBack(frames []out) {
 // writeLoop owns every write to ws. It returns when the connection is
 // closed: a close was requested (it then sends the close frame), a write
 // failed, the token expired, or ctx is done.
-func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration) error {
+// exp is the token's expiry when the connection opened; later ones come
+// through c.expiry (the reader owns c.claims).
+func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration, exp time.Time) error {
 	ping := time.NewTicker(pingEvery)
 	defer ping.Stop()
 	var expired <-chan time.Time
-	if !c.claims.Expiry.IsZero() {
-		t := time.NewTimer(time.Until(c.claims.Expiry) + expirySlop)
-		defer t.Stop()
-		expired = t.C
+	var expTimer *time.Timer
+	if !exp.IsZero() {
+		expTimer = time.NewTimer(time.Until(exp) + expirySlop)
+		defer expTimer.Stop()
+		expired = expTimer.C
 	}
 	for {
 		select {
@@ -234,6 +246,10 @@ func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration) error {
 		case <-ping.C:
 			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
 				return err
+			}
+		case exp := <-c.expiry:
+			if expTimer != nil {
+				expTimer.Reset(time.Until(exp) + expirySlop)
 			}
 		case <-expired:
 			return c.writeClose(websocket.ClosePolicyViolation, "token expired")
@@ -278,6 +294,17 @@ func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 			return err
 		}
 		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		if !c.limiter.Allow() {
+			c.refused++
+			if c.refused > abuseLimit {
+				c.logger.WarnContext(ctx, "client frame flood, closing", "refused", c.refused)
+				c.kick(websocket.ClosePolicyViolation, "too many frames", false)
+				return errClosing
+			}
+			c.reply(errorFrame{Type: "error", Code: codeRateLimited, Message: "too many frames; slow down"})
+			continue
+		}
+		c.refused = 0
 		if typ != websocket.TextMessage {
 			c.reply(errorFrame{Type: "error", Code: codeBadRequest, Message: "frames must be JSON text frames"})
 			continue
@@ -315,7 +342,34 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 		c.reply(channelFrame{Type: "unsubscribed", Channel: f.Channel, Ref: f.Ref})
 	case "subscribe":
 		c.subscribe(ctx, f)
+	case "refresh":
+		c.refresh(ctx, f)
 	}
+}
+
+// refresh replaces the connection's claims with those of a new token for
+// the same user, so the session outlives the first token. Channels the new
+// token no longer grants are left, each with an unsubscribed frame.
+func (c *conn) refresh(ctx context.Context, f clientFrame) {
+	claims, err := c.srv.verifier.RefreshContext(ctx, c.claims, f.Token)
+	if err != nil {
+		c.srv.metrics.authFailure("refresh")
+		c.fail(f.Ref, &errFrame{codeBadToken, err.Error()})
+		return
+	}
+	c.claims = claims
+	for _, ch := range c.sub.ChannelNames() {
+		if !claims.ChannelAllowed(ch) {
+			c.sub.Leave(ch)
+			c.reply(channelFrame{Type: "unsubscribed", Channel: ch})
+		}
+	}
+	select {
+	case <-c.expiry: // replace a refresh the writer has not seen yet
+	default:
+	}
+	c.expiry <- claims.Expiry
+	c.reply(refreshedFrame{Type: "refreshed", Exp: claims.Expiry.UTC().Format(time.RFC3339), Ref: f.Ref})
 }
 
 func (c *conn) subscribe(ctx context.Context, f clientFrame) {

@@ -13,6 +13,8 @@ const (
 	codeForbidden   = "forbidden"
 	codeLimit       = "limit_exceeded"
 	codeUnavailable = "unavailable"
+	codeRateLimited = "rate_limited"
+	codeBadToken    = "invalid_token"
 )
 
 // clientFrame is every frame a client may send; Op selects the fields used.
@@ -21,6 +23,7 @@ type clientFrame struct {
 	Channel string `json:"channel,omitempty"`
 	Since   string `json:"since,omitempty"`
 	Ref     string `json:"ref,omitempty"`
+	Token   string `json:"token,omitempty"`
 }
 
 // maxRef bounds the ref a client may attach, since it is echoed back.
@@ -58,7 +61,7 @@ func parseClientFrame(b []byte) (clientFrame, error) {
 		return f, &errFrame{codeBadRequest, fmt.Sprintf("ref longer than %d bytes", maxRef)}
 	}
 	switch f.Op {
-	case "subscribe", "unsubscribe", "ping":
+	case "subscribe", "unsubscribe", "ping", "refresh":
 	case "":
 		return f, &errFrame{codeBadRequest, "missing op"}
 	default:
@@ -95,6 +98,12 @@ type channelFrame struct {
 	Type    string `json:"type"`
 	Channel string `json:"channel"`
 	Ref     string `json:"ref,omitempty"`
+}
+
+type refreshedFrame struct {
+	Type string `json:"type"`
+	Exp  string `json:"exp"`
+	Ref  string `json:"ref,omitempty"`
 }
 
 type pongFrame struct {

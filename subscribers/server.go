@@ -2,6 +2,9 @@ package subscribers
 
 import (
 	"context"
+	"math"
+
+	"golang.org/x/time/rate"
 
 	"crypto/rand"
 	"errors"
@@ -26,9 +29,11 @@ type hub interface {
 	Subscribe(ctx context.Context, sink bridge.Sink, user string, channels []string, since bridge.Cursor, registered func()) (*bridge.Subscription, error)
 }
 
-// verifier checks subscriber tokens.
+// verifier checks subscriber tokens. auth.Verifier implements it.
 type verifier interface {
-	Verify(token string) (auth.Claims, error)
+	VerifyContext(ctx context.Context, token string) (auth.Claims, error)
+	// RefreshContext verifies a new token for the same subject.
+	RefreshContext(ctx context.Context, current auth.Claims, token string) (auth.Claims, error)
 }
 
 // Options configure a Server. Zero values mean the defaults.
@@ -40,6 +45,14 @@ type Options struct {
 	AllowedOrigins []string
 	PingInterval   time.Duration // default 25s
 	MaxChannels    int           // channels per connection, default 100
+	// MaxConnsPerUser bounds one user's open connections on this replica
+	// (default 32); past it an upgrade gets 429.
+	MaxConnsPerUser int
+	// FrameRate and FrameBurst bound the frames a client may send per
+	// second (default 20, bursts of 40). Past them a frame gets a
+	// rate_limited error; a client that keeps going is closed (1008).
+	FrameRate  float64
+	FrameBurst int
 	// Head returns the newest cursor of the broker, so a fresh connection
 	// learns a position to resume from before it receives any event.
 	Head func(ctx context.Context) (bridge.Cursor, error)
@@ -58,8 +71,9 @@ type Server struct {
 
 	draining atomic.Bool
 	wg       sync.WaitGroup
-	mu       sync.Mutex // guards conns
+	mu       sync.Mutex // guards conns, perUser
 	conns    map[*conn]struct{}
+	perUser  map[string]int // open (or upgrading) connections by user
 }
 
 // New returns a Server that registers connections with h and checks tokens
@@ -74,7 +88,16 @@ func New(h hub, v verifier, opts Options) *Server {
 	if opts.MaxChannels <= 0 {
 		opts.MaxChannels = 100
 	}
-	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, conns: make(map[*conn]struct{})}
+	if opts.MaxConnsPerUser <= 0 {
+		opts.MaxConnsPerUser = 32
+	}
+	if opts.FrameRate <= 0 {
+		opts.FrameRate = 20
+	}
+	if opts.FrameBurst <= 0 {
+		opts.FrameBurst = 2 * int(math.Ceil(opts.FrameRate))
+	}
+	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// Zero buffer sizes reuse the server's hijacked buffers; the
@@ -115,7 +138,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
-	claims, err := s.verifier.Verify(token(r))
+	claims, err := s.verifier.VerifyContext(r.Context(), token(r))
 	if err != nil {
 		s.metrics.authFailure("token")
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -139,11 +162,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, status, err.(*errFrame).msg)
 		return
 	}
+	if !s.reserve(claims.Subject) {
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("at most %d connections per user", s.opts.MaxConnsPerUser))
+		return
+	}
+	defer s.release(claims.Subject)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade answered the client.
 	}
 	s.serve(r.Context(), ws, claims, channels, since)
+}
+
+// reserve counts one more connection for user, unless it has too many.
+func (s *Server) reserve(user string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user] >= s.opts.MaxConnsPerUser {
+		return false
+	}
+	s.perUser[user]++
+	return true
+}
+
+func (s *Server) release(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perUser[user]--; s.perUser[user] <= 0 {
+		delete(s.perUser, user)
+	}
 }
 
 func token(r *http.Request) string {
@@ -212,9 +260,11 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 	id := rand.Text()[:12]
 	c := &conn{
 		ws: ws, id: id, claims: claims, srv: s,
-		logger: s.logger.With("conn", id, "user", claims.Subject),
-		wake:   make(chan struct{}, 1),
-		room:   make(chan struct{}, 1),
+		logger:  s.logger.With("conn", id, "user", claims.Subject),
+		wake:    make(chan struct{}, 1),
+		room:    make(chan struct{}, 1),
+		expiry:  make(chan time.Time, 1),
+		limiter: rate.NewLimiter(rate.Limit(s.opts.FrameRate), s.opts.FrameBurst),
 	}
 	// The request context ends with the hijack; connections live until
 	// they close or the server drains.
@@ -236,6 +286,7 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 	}()
 
 	c.logger.InfoContext(ctx, "subscriber connected", "channels", len(channels), "resume", !since.IsZero())
+	exp := claims.Expiry // read before the reader may refresh c.claims
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
@@ -243,7 +294,7 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 		err := s.subscribeAndRead(ctx, c, channels, since)
 		c.logger.DebugContext(ctx, "reader stopped", "err", err)
 	}()
-	err := c.writeLoop(ctx, s.opts.PingInterval)
+	err := c.writeLoop(ctx, s.opts.PingInterval, exp)
 	c.discard(errClosing)
 	if err == nil {
 		// A close frame was sent: give the client a moment to answer.

@@ -364,3 +364,96 @@ func FuzzClientFrame(f *testing.F) {
 		subscribers.ParseClientFrameForTest([]byte(s))
 	})
 }
+
+func tokenTTL(sub string, ttl time.Duration, channels ...string) string {
+	tok, err := auth.Sign(secret, auth.Claims{Subject: sub, Channels: channels, Expiry: time.Now().Add(ttl)})
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+func TestTokenExpiryAndRefresh(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	// Expires in 2s: without a refresh, closed with 1008.
+	short := e.mustDial("token=" + tokenTTL("42", 2*time.Second))
+	short.SetReadDeadline(time.Now().Add(6 * time.Second))
+	_, _, err := short.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("err %v, want 1008 at exp", err)
+	}
+
+	ws := e.mustDial("token=" + tokenTTL("42", 2*time.Second, "prices.*", "news"))
+	send(t, ws, `{"op":"subscribe","channel":"news","ref":"s"}`)
+	if f := read(t, ws); f["type"] != "subscribed" {
+		t.Fatalf("got %v", f)
+	}
+	send(t, ws, `{"op":"refresh","token":"`+tokenTTL("43", time.Hour)+`","ref":"r0"}`)
+	if f := read(t, ws); f["type"] != "error" || f["code"] != "invalid_token" || f["ref"] != "r0" {
+		t.Fatalf("refresh for another user: %v", f)
+	}
+	send(t, ws, `{"op":"refresh","token":"`+tokenTTL("42", time.Hour, "prices.*")+`","ref":"r1"}`)
+	// news is no longer granted: unsubscribed, then refreshed.
+	if f := read(t, ws); f["type"] != "unsubscribed" || f["channel"] != "news" {
+		t.Fatalf("got %v, want unsubscribed news", f)
+	}
+	if f := read(t, ws); f["type"] != "refreshed" || f["ref"] != "r1" || f["exp"] == "" {
+		t.Fatalf("got %v, want refreshed", f)
+	}
+	// Past the first token's exp, the connection is still up.
+	time.Sleep(3 * time.Second)
+	send(t, ws, `{"op":"ping","ref":"p"}`)
+	if f := read(t, ws); f["type"] != "pong" {
+		t.Fatalf("after the first exp: %v", f)
+	}
+}
+
+func TestConnectionsPerUser(t *testing.T) {
+	e := newEnv(t, subscribers.Options{MaxConnsPerUser: 2})
+	a := e.mustDial("token=" + token("42"))
+	e.mustDial("token=" + token("42"))
+	if _, resp, err := e.dial("token="+token("42"), nil); err == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third connection: %v %v, want 429", err, resp)
+	}
+	e.mustDial("token=" + token("43")) // others are not affected
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, err := e.dial("token="+token("42"), nil); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a closed connection's place was not freed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestClientFrameRateLimit(t *testing.T) {
+	e := newEnv(t, subscribers.Options{FrameRate: 1, FrameBurst: 2})
+	ws := e.mustDial("token=" + token("42"))
+	for range 3 {
+		send(t, ws, `{"op":"ping"}`)
+	}
+	read(t, ws)
+	read(t, ws)
+	if f := read(t, ws); f["type"] != "error" || f["code"] != "rate_limited" {
+		t.Fatalf("got %v, want rate_limited", f)
+	}
+	// A flood is closed with 1008.
+	go func() {
+		for range 500 {
+			if ws.WriteMessage(websocket.TextMessage, []byte(`{"op":"ping"}`)) != nil {
+				return
+			}
+		}
+	}()
+	var err error
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for err == nil {
+		_, _, err = ws.ReadMessage()
+	}
+	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("flood: %v, want 1008", err)
+	}
+}

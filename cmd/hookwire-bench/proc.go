@@ -98,7 +98,7 @@ func raiseNofile() uint64 {
 }
 
 // machineBusy returns the CPU seconds all CPUs of the machine have spent
-// busy (everything but idle and iowait) since boot, from /proc/stat.
+// busy (everything but idle, iowait and steal) since boot, from /proc/stat.
 func machineBusy() (float64, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -120,8 +120,9 @@ func parseProcStat(b []byte) (float64, error) {
 			return 0, errors.New("malformed /proc/stat")
 		}
 		// Fields: user nice system idle iowait irq softirq steal guest
-		// guest_nice; guest time is already counted in user and nice.
-		if i == 3 || i == 4 || i >= 8 {
+		// guest_nice; guest time is already counted in user and nice,
+		// steal is time the hypervisor gave to someone else.
+		if i == 3 || i == 4 || i >= 7 {
 			continue
 		}
 		busy += n

@@ -128,8 +128,8 @@ func TestProcParsing(t *testing.T) {
 		t.Fatalf("parseVmRSS = %v %v", rss, err)
 	}
 	ps := []byte("cpu  100 5 50 1000 7 3 2 1 9 9\ncpu0 1 2 3 4 5 6 7 8\n")
-	if v, err := parseProcStat(ps); err != nil || v != 1.61 {
-		t.Fatalf("parseProcStat = %v %v, want 1.61", v, err)
+	if v, err := parseProcStat(ps); err != nil || v != 1.6 {
+		t.Fatalf("parseProcStat = %v %v, want 1.6", v, err)
 	}
 	if _, err := readCPU(1 << 30); err == nil {
 		t.Error("readCPU of a missing pid succeeded")

@@ -193,7 +193,7 @@ func TestREADMEListsEveryServeFlag(t *testing.T) {
 	body := src[strings.Index(src, "func parseServe("):]
 	body = body[:strings.Index(body, "\n}\n")]
 	var fromSource []string
-	for _, m := range regexp.MustCompile(`f\.(?:string|bool|duration|list)\(&[^,]+,\s*"([a-z0-9-]+)"`).FindAllStringSubmatch(body, -1) {
+	for _, m := range regexp.MustCompile(`f\.(?:string|bool|duration|list|secret|number)\(&[^,]+,\s*"([a-z0-9-]+)"`).FindAllStringSubmatch(body, -1) {
 		fromSource = append(fromSource, m[1])
 	}
 	var fromUsage []string

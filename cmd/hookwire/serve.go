@@ -89,35 +89,53 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	}
 	defer closeStream()
 
-	verifier, err := auth.NewVerifier(auth.VerifierOptions{
-		HMACSecret: []byte(cfg.JWTSecret), Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience, Leeway: 30 * time.Second,
-	})
+	// life lasts until the replica stops: it owns the JWKS refresh and the
+	// key-file watch.
+	life, endLife := context.WithCancel(context.Background())
+	defer endLife()
+	verifier, err := newVerifier(life, cfg, logger)
 	if err != nil {
 		return err
 	}
-	keys := auth.NewAPIKeys(cfg.APIKeys)
+	keys, err := newKeys(life, cfg, logger)
+	if err != nil {
+		return err
+	}
+	var webhooks *auth.WebhookVerifier
+	if cfg.WebhookSecret != "" {
+		if webhooks, err = auth.NewWebhookVerifier(strings.FieldsFunc(cfg.WebhookSecret, func(r rune) bool { return r == ',' || r == ' ' }), auth.WebhookOptions{}); err != nil {
+			return fmt.Errorf("HOOKWIRE_WEBHOOK_SECRET: %w", err)
+		}
+	}
 
 	hub := bridge.NewHub(st, bridge.HubOptions{
 		Logger: logger, TracerProvider: tp, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
 	subs := subscribers.New(hub, verifier, subscribers.Options{
-		Logger:         logger,
-		AllowedOrigins: cfg.AllowedOrigins,
-		PingInterval:   cfg.PingInterval,
-		Head:           st.Head,
-		MeterProvider:  mp,
+		Logger:          logger,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		PingInterval:    cfg.PingInterval,
+		MaxChannels:     cfg.MaxChannels,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		FrameRate:       cfg.FrameRate,
+		Head:            st.Head,
+		MeterProvider:   mp,
 	})
 	if err := subs.ObserveConnections(mp); err != nil {
 		return err
 	}
 	ih := ingest.New(st, keys, ingest.Options{
-		Logger: logger, MaxBody: cfg.MaxBody,
+		Logger: logger, MaxBody: cfg.MaxBody, MaxBatchBody: cfg.MaxBatchBody,
+		Webhooks: webhooks, PublishRate: cfg.PublishRate,
 		TracerProvider: tp, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
 	e := ingest.NewEcho(ih, logger)
 
 	var draining atomic.Bool
-	e.GET("/v1/ws", echo.WrapHandler(subs))
+	if e.IPExtractor, err = ipExtractor(cfg.TrustedProxies); err != nil {
+		return err
+	}
+	e.GET("/v1/ws", echo.WrapHandler(subs), upgradeLimit(cfg.UpgradeRate))
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c echo.Context) error {
 		if draining.Load() {
@@ -228,13 +246,16 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 
 // devDefaults fills in what --dev generates: secrets and a permissive Origin.
 func devDefaults(cfg *config) {
-	if len(cfg.APIKeys) == 0 {
+	if len(cfg.APIKeys) == 0 && cfg.APIKeysFile == "" {
 		cfg.APIKeys = []string{"hw_dev_" + strings.ToLower(rand.Text())}
 	}
 	if cfg.JWTSecret == "" {
 		b := make([]byte, 32)
 		rand.Read(b)
 		cfg.JWTSecret = hex.EncodeToString(b)
+	}
+	if cfg.WebhookSecret == "" {
+		cfg.WebhookSecret = auth.NewWebhookSecret()
 	}
 	if len(cfg.AllowedOrigins) == 0 {
 		cfg.AllowedOrigins = []string{"*"}
@@ -255,7 +276,20 @@ func devToken(cfg config, ttl time.Duration) string {
 
 func curlLine(cfg config, base string) string {
 	return fmt.Sprintf(`curl -i %s/v1/events -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"type":"balance.updated","users":["%s"],"data":{"balance":"10.00"}}'`,
-		base, cfg.APIKeys[0], demoUser)
+		base, devKey(cfg), demoUser)
+}
+
+// devKey is the key the dev banner shows: the first configured one, in the
+// plain "key" form, or a placeholder when keys come from a file.
+func devKey(cfg config) string {
+	if len(cfg.APIKeys) == 0 {
+		return "<a key from HOOKWIRE_API_KEYS_FILE>"
+	}
+	k := cfg.APIKeys[0]
+	if parts := strings.SplitN(k, ":", 3); len(parts) >= 2 {
+		k = parts[1] // name:key[:scope]
+	}
+	return k
 }
 
 func baseURL(addr string) string {
@@ -290,6 +324,7 @@ hookwire is running in development mode (%s broker). These secrets are generated
 
   HOOKWIRE_API_KEYS=%s
   HOOKWIRE_JWT_SECRET=%s
+  HOOKWIRE_WEBHOOK_SECRET=%s
 
 Demo page (connects as user %q):  %s/
 Subscriber token for user %q (24h): %s
@@ -300,6 +335,6 @@ Post a balance update:
 Watch it arrive:
   go run ./cmd/hookwire tail --url %s --token %s
 
-`, brokerName(cfg), strings.Join(cfg.APIKeys, ","), cfg.JWTSecret, demoUser, base, demoUser,
+`, brokerName(cfg), strings.Join(cfg.APIKeys, ","), cfg.JWTSecret, cfg.WebhookSecret, demoUser, base, demoUser,
 		devToken(cfg, 24*time.Hour), curlLine(cfg, base), base, devToken(cfg, 24*time.Hour))
 }
