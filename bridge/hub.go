@@ -79,6 +79,7 @@ type Hub struct {
 	page        int
 	maxHeld     int
 	tracer      trace.Tracer
+	tracing     bool // a TracerProvider was given: make process spans
 	propagator  propagation.TextMapPropagator
 	destination string
 	replays     metric.Int64Counter
@@ -100,7 +101,8 @@ func NewHub(h historian, opts HubOptions) *Hub {
 	if opts.MaxHeld <= 0 {
 		opts.MaxHeld = 4096
 	}
-	if opts.TracerProvider == nil {
+	tracing := opts.TracerProvider != nil
+	if !tracing {
 		opts.TracerProvider = tracenoop.NewTracerProvider()
 	}
 	if opts.Propagator == nil {
@@ -118,6 +120,7 @@ func NewHub(h historian, opts HubOptions) *Hub {
 	return &Hub{
 		history: h, logger: opts.Logger, page: opts.ReplayPage, maxHeld: opts.MaxHeld,
 		tracer:      opts.TracerProvider.Tracer("github.com/hookwire/hookwire/bridge"),
+		tracing:     tracing,
 		propagator:  opts.Propagator,
 		destination: opts.Destination,
 		replays:     replays,
@@ -141,8 +144,10 @@ func (h *Hub) Run(ctx context.Context, t tailer) error {
 // Publish fans a batch out to the matching subscriptions. It never blocks
 // on a subscriber. Run calls it; tests may call it directly.
 func (h *Hub) Publish(b Batch) {
-	for _, ev := range b.Events {
-		h.startProcess(ev)
+	if h.tracing {
+		for _, ev := range b.Events {
+			h.startProcess(ev)
+		}
 	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()

@@ -21,6 +21,7 @@ import (
 
 // telemetry is the ingest handler's tracer and instruments.
 type telemetry struct {
+	tracing     bool // a TracerProvider was given: make send spans
 	tracer      trace.Tracer
 	propagator  propagation.TextMapPropagator
 	destination string
@@ -31,6 +32,7 @@ type telemetry struct {
 
 func newTelemetry(opts Options) telemetry {
 	tp, mp, prop := opts.TracerProvider, opts.MeterProvider, opts.Propagator
+	tracing := tp != nil
 	if tp == nil {
 		tp = tracenoop.NewTracerProvider()
 	}
@@ -45,7 +47,7 @@ func newTelemetry(opts Options) telemetry {
 		dest = "hookwire"
 	}
 	m := mp.Meter("github.com/hookwire/hookwire/ingest")
-	t := telemetry{tracer: tp.Tracer("github.com/hookwire/hookwire/ingest"), propagator: prop, destination: dest}
+	t := telemetry{tracing: tracing, tracer: tp.Tracer("github.com/hookwire/hookwire/ingest"), propagator: prop, destination: dest}
 	// Errors only come from invalid names or options, fixed here.
 	t.accepted, _ = m.Int64Counter("hookwire.events.accepted", metric.WithDescription("Events accepted (202), and duplicates answered 200 (duplicate=true)."))
 	t.rejected, _ = m.Int64Counter("hookwire.events.rejected", metric.WithDescription("Events or requests refused, by reason (the problem type)."))
@@ -57,6 +59,9 @@ func newTelemetry(opts Options) telemetry {
 // stores its context in the event, so that the stream entry carries it and
 // every replica's "process" span joins the same trace.
 func (t telemetry) startSend(ctx context.Context, evs []*bridge.Event) []trace.Span {
+	if !t.tracing {
+		return nil
+	}
 	spans := make([]trace.Span, len(evs))
 	for i, ev := range evs {
 		sctx, span := t.tracer.Start(ctx, "send "+t.destination,
@@ -79,8 +84,23 @@ func (t telemetry) startSend(ctx context.Context, evs []*bridge.Event) []trace.S
 	return spans
 }
 
-// endSend ends the send spans with the append's outcome.
+// endSend ends the send spans with the append's outcome and counts the
+// accepted events.
 func (t telemetry) endSend(ctx context.Context, spans []trace.Span, res []bridge.AppendResult, err error) {
+	if err == nil {
+		dups := 0
+		for _, r := range res {
+			if r.Duplicate {
+				dups++
+			}
+		}
+		if n := len(res) - dups; n > 0 {
+			t.accepted.Add(ctx, int64(n), metric.WithAttributes(attribute.Bool("duplicate", false)))
+		}
+		if dups > 0 {
+			t.accepted.Add(ctx, int64(dups), metric.WithAttributes(attribute.Bool("duplicate", true)))
+		}
+	}
 	for i, span := range spans {
 		switch {
 		case err != nil:
@@ -88,7 +108,6 @@ func (t telemetry) endSend(ctx context.Context, spans []trace.Span, res []bridge
 			span.SetStatus(codes.Error, "append failed")
 		case i < len(res):
 			span.SetAttributes(attribute.String("hookwire.cursor", res[i].Cursor.String()), attribute.Bool("hookwire.duplicate", res[i].Duplicate))
-			t.accepted.Add(ctx, 1, metric.WithAttributes(attribute.Bool("duplicate", res[i].Duplicate)))
 		}
 		span.End()
 	}

@@ -32,9 +32,10 @@ import (
 	"github.com/hookwire/hookwire/internal/redistest"
 )
 
-// Channel names with prefix and case traps: `c.a` must not grant `c.ab`,
-// `c.*` must not grant `cc.a`, `c*` must, `C.a` is not `c.a`.
-var isoChannels = []string{"c.a", "c.ab", "c.b", "cc.a", "d.x", "d.y", "e:1", "C.a"}
+// Channel names with prefix and case traps: `c.a` must not grant `c.ab`
+// nor `d.x` `d.x1`, `c.*` must not grant `cc.a` but `c*` must, `C.a` is
+// not `c.a`.
+var isoChannels = []string{"c.a", "c.ab", "cc.a", "d.x", "d.x1", "d.y", "e:1", "C.a"}
 
 // User ids with prefix, case, separator and encoding traps: an event for
 // u1 must reach neither u10 nor U1 nor "u,1" nor "u 1".
@@ -264,6 +265,66 @@ func isoOpen(t *testing.T, reps []*replica, idx int, sp isoConnSpec, st *isoSetu
 		}
 	}
 	return c
+}
+
+// isoAuthMatrix checks user's token with claims against every channel:
+// at the handshake (one channel per attempt: granted upgrades, anything
+// else is 403) and at runtime on one connection (granted: subscribed,
+// else an error frame with code forbidden). It returns how many checks
+// it made.
+func isoAuthMatrix(t *testing.T, r *replica, user string, claims []string) (handshakes, subscribes int) {
+	t.Helper()
+	tok := subToken(t, user, claims...)
+	for _, ch := range isoChannels {
+		ws, resp, err := isoDial(r, tok, []string{ch})
+		granted := isoGrants(claims, ch)
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+			resp.Body.Close()
+		}
+		switch {
+		case granted && err != nil:
+			t.Errorf("user %q claims %q: channels=%s: %v status %d, want an upgrade", user, claims, ch, err, status)
+		case !granted && err == nil:
+			t.Errorf("user %q claims %q: channels=%s upgraded, want 403", user, claims, ch)
+		case !granted && status != http.StatusForbidden:
+			t.Errorf("user %q claims %q: channels=%s: status %d, want 403", user, claims, ch, status)
+		}
+		if err == nil {
+			ws.Close()
+		}
+		handshakes++
+	}
+	ws, _, err := isoDial(r, tok, nil)
+	if err != nil {
+		t.Fatalf("user %q: %v", user, err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var f map[string]any
+	if err := ws.ReadJSON(&f); err != nil || f["type"] != "welcome" {
+		t.Fatalf("user %q: first frame %v %v", user, f, err)
+	}
+	for k, ch := range isoChannels {
+		ref := fmt.Sprintf("m%d", k)
+		if err := ws.WriteJSON(map[string]string{"op": "subscribe", "channel": ch, "ref": ref}); err != nil {
+			t.Fatalf("user %q: %v", user, err)
+		}
+		f = nil
+		if err := ws.ReadJSON(&f); err != nil {
+			t.Fatalf("user %q: subscribe %s: %v", user, ch, err)
+		}
+		if isoGrants(claims, ch) {
+			if f["type"] != "subscribed" || f["channel"] != ch || f["ref"] != ref {
+				t.Errorf("user %q claims %q: subscribe %s: got %v, want subscribed", user, claims, ch, f)
+			}
+		} else if f["type"] != "error" || f["code"] != "forbidden" || f["ref"] != ref {
+			t.Errorf("user %q claims %q: subscribe %s: got %v, want error forbidden", user, claims, ch, f)
+		}
+		subscribes++
+	}
+	return handshakes, subscribes
 }
 
 // isoPost posts body to base+path, retrying on 429, 503 and connection
@@ -687,6 +748,19 @@ func TestIsolationProperty(t *testing.T) {
 	}
 
 	setupStart := time.Now()
+	var handshakes, subscribes int
+	for i, u := range isoUsers {
+		h, s := isoAuthMatrix(t, reps[i%nReplicas], u, claims[u])
+		handshakes += h
+		subscribes += s
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	t.Logf("authorization matrix in %v: %d users x %d channels, %d handshakes, %d runtime subscribes",
+		time.Since(setupStart).Round(time.Millisecond), len(isoUsers), len(isoChannels), handshakes, subscribes)
+
+	setupStart = time.Now()
 	var st isoSetup
 	conns := make([]*isoConn, nConns)
 	for i, sp := range specs {

@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hookwire/hookwire/auth"
@@ -50,6 +51,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		return err
 	}
 	tp, mp, prop := tel.TracerProvider(), tel.MeterProvider(), tel.Propagator()
+	// The hot paths skip span bookkeeping entirely when traces are off.
+	var hotTP trace.TracerProvider
+	if tel.TracesEnabled() {
+		hotTP = tp
+	}
 	logger = logger.With("instance", tel.InstanceID())
 
 	var st stream
@@ -109,7 +115,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	}
 
 	hub := bridge.NewHub(st, bridge.HubOptions{
-		Logger: logger, TracerProvider: tp, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
+		Logger: logger, TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
 	subs := subscribers.New(hub, verifier, subscribers.Options{
 		Logger:          logger,
@@ -127,7 +133,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	ih := ingest.New(st, keys, ingest.Options{
 		Logger: logger, MaxBody: cfg.MaxBody, MaxBatchBody: cfg.MaxBatchBody,
 		Webhooks: webhooks, PublishRate: cfg.PublishRate,
-		TracerProvider: tp, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
+		TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
 	e := ingest.NewEcho(ih, logger)
 
