@@ -39,7 +39,14 @@ type Event struct {
 	frame     []byte
 	// delivery follows the fan-out on this replica when it is traced.
 	delivery *delivery
+	// live is set for events read from the stream as they came, unset
+	// for those read from history by a replay.
+	live bool
 }
+
+// Live reports whether ev reached this replica as it was appended (its age
+// at delivery is the delivery latency), not from history by a replay.
+func (ev *Event) Live() bool { return ev.live }
 
 // NewID returns a fresh event ID for events posted without one.
 func NewID() string { return "evt_" + rand.Text() }

@@ -160,6 +160,7 @@ func (h *Hub) Publish(b Batch) {
 		}
 	}
 	for _, ev := range b.Events {
+		ev.live = true
 		h.route(ev, func(s *Subscription) { s.deliver(ev) })
 		ev.endRouting()
 	}
@@ -284,6 +285,10 @@ func (h *Hub) remove(idx map[string]map[*Subscription]struct{}, key string, s *S
 	}
 }
 
+// maxReplayLinks bounds the links of one replay span to the traces of the
+// events it sends.
+const maxReplayLinks = 32
+
 // ErrOverflow is returned by a replay whose subscription overflowed.
 var ErrOverflow = errors.New("subscriber too slow")
 
@@ -392,12 +397,10 @@ func (s *Subscription) Close() {
 	}
 	h.mu.Unlock()
 	s.mu.Lock()
-	s.dropHeld(errClosed)
+	s.dropHeld(ErrConnClosed)
 	s.closed, s.holding = true, false
 	s.mu.Unlock()
 }
-
-var errClosed = errors.New("connection closed")
 
 // deliver is called by the fan-out with hub.mu read-locked.
 func (s *Subscription) deliver(ev *Event) {
@@ -409,7 +412,7 @@ func (s *Subscription) deliver(ev *Event) {
 		// Already replayed, or processed by the client before it resumed.
 	case s.holding:
 		if len(s.held) >= s.hub.maxHeld {
-			s.dropHeld(ErrOverflow)
+			s.dropHeld(ErrSlowConsumer)
 			s.holding, s.closed = false, true
 			s.sink.Overflow()
 			return
@@ -459,11 +462,11 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 	sent := 0
 	result := "replayed"
 	defer func() {
-		span.SetAttributes(attribute.Int("hookwire.replayed", sent), attribute.String("hookwire.result", result))
 		if err != nil {
 			span.SetStatus(codes.Error, err.Error())
 			result = "error"
 		}
+		span.SetAttributes(attribute.Int("hookwire.replayed", sent), attribute.String("hookwire.result", result))
 		span.End()
 		s.hub.replays.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
 	}()
@@ -483,6 +486,12 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 		}
 		for _, ev := range evs {
 			if want(ev) {
+				if sent < maxReplayLinks && len(ev.Trace) > 0 {
+					// Tie the replay to the traces of the events it
+					// sends, so each event's trace shows it.
+					ectx := s.hub.propagator.Extract(context.Background(), propagation.MapCarrier(ev.Trace))
+					span.AddLink(trace.LinkFromContext(ectx))
+				}
 				if err := s.sink.SendWait(ctx, ev); err != nil {
 					return err
 				}

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -41,7 +42,7 @@ func (d *delivery) done(err error) {
 		d.written.Add(1)
 	} else {
 		d.failed.Add(1)
-		d.span.AddEvent(err.Error())
+		d.span.AddEvent(eventName(err), trace.WithAttributes(attribute.String("error.message", err.Error())))
 	}
 	d.release()
 }
@@ -56,6 +57,22 @@ func (d *delivery) release() {
 		d.span.SetStatus(codes.Error, "some connections did not get the event")
 	}
 	d.span.End()
+}
+
+// Reasons a sink gives Done, to name span events. Sinks wrap them.
+var (
+	ErrSlowConsumer = errors.New("slow consumer closed")
+	ErrConnClosed   = errors.New("connection closed")
+)
+
+func eventName(err error) string {
+	switch {
+	case errors.Is(err, ErrSlowConsumer):
+		return "slow consumer closed"
+	case errors.Is(err, ErrConnClosed):
+		return "connection closed before the write"
+	}
+	return "socket write failed"
 }
 
 // Done tells the event's fan-out that one sink finished with it: err is nil

@@ -139,7 +139,16 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			if v.Error != nil && v.Status < 500 {
 				attrs = append(attrs, slog.String("err", clientText(v.Error)))
 			}
-			logger.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+			level := slog.LevelInfo
+			switch v.RoutePath {
+			case "/healthz", "/readyz", "/metrics":
+				// Probes and scrapes arrive every few seconds:
+				// logging them at info would bury everything else.
+				if v.Status < 500 || v.RoutePath == "/readyz" {
+					level = slog.LevelDebug
+				}
+			}
+			logger.LogAttrs(c.Request().Context(), level, "request", attrs...)
 			return nil
 		},
 	})

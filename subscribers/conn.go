@@ -3,6 +3,7 @@ package subscribers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -30,8 +31,8 @@ const (
 )
 
 var (
-	errClosing = errors.New("connection closing")
-	errTooSlow = errors.New("subscriber too slow: closed with 1013")
+	errClosing = fmt.Errorf("%w: closing", bridge.ErrConnClosed)
+	errTooSlow = fmt.Errorf("%w: queue overflowed, closed with 1013", bridge.ErrSlowConsumer)
 )
 
 // out is one queued frame; ev is set for event frames, whose fan-out is
@@ -265,9 +266,11 @@ func (c *conn) write(f out) error {
 		err = c.ws.WriteMessage(websocket.TextMessage, f.b)
 	}
 	if f.ev != nil {
-		f.ev.Done(err)
-		if err == nil {
-			c.srv.metrics.delivered(f.ev.Time)
+		if err != nil {
+			f.ev.Done(fmt.Errorf("conn %s: %w", c.id, err))
+		} else {
+			f.ev.Done(nil)
+			c.srv.metrics.delivered(f.ev)
 		}
 	}
 	if err != nil {

@@ -7,6 +7,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/hookwire/hookwire/bridge"
 )
 
 // instruments are the Server's metrics, created once.
@@ -40,10 +42,12 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 
 var bg = context.Background()
 
-func (i *instruments) delivered(accepted time.Time) {
+// delivered counts one event frame written. Only live events feed the
+// latency histogram: a replayed one's age is how long its client was away.
+func (i *instruments) delivered(ev *bridge.Event) {
 	i.deliveries.Add(bg, 1)
-	if !accepted.IsZero() {
-		i.latency.Record(bg, time.Since(accepted).Seconds())
+	if ev.Live() && !ev.Time.IsZero() {
+		i.latency.Record(bg, time.Since(ev.Time).Seconds())
 	}
 }
 

@@ -77,6 +77,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		if ropts.DialTimeout == 0 {
 			ropts.DialTimeout = 2 * time.Second
 		}
+		// CLIENT SETINFO fails on Redis before 7.2 and would show as
+		// an error span on every new connection.
+		ropts.DisableIdentity = true
 		rdb := redis.NewClient(ropts)
 		closeStream = sync.OnceValue(rdb.Close)
 		if err := tel.InstrumentRedis(rdb); err != nil {
@@ -211,6 +214,12 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	draining.Store(true)
 	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
 	defer cancel()
+	// Stay up, not ready, for a moment even with nothing to drain, so that
+	// balancers polling /readyz see the 503 before the listener goes.
+	select {
+	case <-time.After(min(cfg.DrainTimeout/5, 3*time.Second)):
+	case <-dctx.Done():
+	}
 	if err := subs.Drain(dctx); err != nil {
 		logger.Warn("drain budget spent, closed the remaining WebSocket connections")
 	}
