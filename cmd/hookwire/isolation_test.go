@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -667,6 +668,8 @@ func TestIsolationProperty(t *testing.T) {
 			rng.Shuffle(len(sp.request), func(a, b int) { sp.request[a], sp.request[b] = sp.request[b], sp.request[a] })
 		}
 		if rng.IntN(3) == 0 {
+			// Unsubscribe candidates: what it asked for, granted or not
+			// (unsubscribing from a channel it is not on is a no-op).
 			subscribed := slices.Clone(sp.request)
 			for k := range 1 + rng.IntN(3) {
 				op := isoOp{op: "subscribe", ref: fmt.Sprintf("r%d", k)}
@@ -748,17 +751,31 @@ func TestIsolationProperty(t *testing.T) {
 	}
 
 	setupStart := time.Now()
-	var handshakes, subscribes int
-	for i, u := range isoUsers {
-		h, s := isoAuthMatrix(t, reps[i%nReplicas], u, claims[u])
+	// The model's users, then one probe user per grant shape, so that
+	// every trap is checked whatever the seed drew.
+	matrix := map[string][]string{}
+	for _, u := range isoUsers {
+		matrix[u] = claims[u]
+	}
+	probes := [][]string{nil, {"*"}, {"c.a"}, {"d.x"}, {"c.a", "d.x"}}
+	for _, p := range isoPatterns {
+		probes = append(probes, []string{p})
+	}
+	for i, p := range probes {
+		matrix[fmt.Sprintf("probe%d", i)] = p
+	}
+	var handshakes, subscribes, k int
+	for _, u := range slices.Sorted(maps.Keys(matrix)) {
+		h, s := isoAuthMatrix(t, reps[k%nReplicas], u, matrix[u])
 		handshakes += h
 		subscribes += s
+		k++
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
 	t.Logf("authorization matrix in %v: %d users x %d channels, %d handshakes, %d runtime subscribes",
-		time.Since(setupStart).Round(time.Millisecond), len(isoUsers), len(isoChannels), handshakes, subscribes)
+		time.Since(setupStart).Round(time.Millisecond), len(matrix), len(isoChannels), handshakes, subscribes)
 
 	setupStart = time.Now()
 	var st isoSetup
