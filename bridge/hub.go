@@ -540,7 +540,7 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 			// the client before it resumed). A Join replays one channel
 			// only, so other held events are kept.
 			if !floor.IsZero() && ev.Cursor.Epoch == floor.Epoch && !floor.Before(ev.Cursor) && (connect || want(ev)) {
-				ev.skip()
+				ev.covered()
 				continue
 			}
 			if err := s.sink.SendWait(ctx, ev); err != nil {

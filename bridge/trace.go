@@ -134,11 +134,11 @@ func (ev *Event) handoff() {
 	}
 }
 
-// skip ends a handoff whose event turned out not to be needed (it was
-// replayed already).
-func (ev *Event) skip() {
+// covered ends a held event's handoff without a write of its own: the
+// connection's replay already sent it (or the client had it before it
+// resumed), so for this connection it counts as written.
+func (ev *Event) covered() {
 	if d := ev.delivery; d != nil {
-		d.matched.Add(-1)
-		d.release()
+		d.done(nil)
 	}
 }

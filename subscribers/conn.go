@@ -255,6 +255,12 @@ func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration, exp time.
 		case <-expired:
 			return c.writeClose(websocket.ClosePolicyViolation, "token expired")
 		case <-ctx.Done():
+			// The reader may have asked for a close (a flood) just
+			// before it ended the context: still say why.
+			if frames, code, text, _ := c.take(); code != 0 {
+				done(frames, errClosing)
+				return c.writeClose(code, text)
+			}
 			return ctx.Err()
 		}
 	}
@@ -301,7 +307,7 @@ func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 			c.refused++
 			if c.refused > abuseLimit {
 				c.logger.WarnContext(ctx, "client frame flood, closing", "refused", c.refused)
-				c.kick(websocket.ClosePolicyViolation, "too many frames", false)
+				c.kick(websocket.ClosePolicyViolation, "too many frames", true)
 				return errClosing
 			}
 			c.reply(errorFrame{Type: "error", Code: codeRateLimited, Message: "too many frames; slow down"})

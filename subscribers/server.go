@@ -297,9 +297,13 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 	err := c.writeLoop(ctx, s.opts.PingInterval, exp)
 	c.discard(errClosing)
 	if err == nil {
-		// A close frame was sent: give the client a moment to answer.
+		// A close frame was sent: give the client a moment to answer,
+		// reading what it still sends, so that closing the socket with
+		// unread data does not reset the connection and lose the close
+		// frame on the way.
 		select {
 		case <-readerDone:
+			awaitClose(ws, closeGrace)
 		case <-time.After(closeGrace):
 		}
 	}
@@ -387,3 +391,14 @@ func (s *Server) Drain(ctx context.Context) error {
 
 // Draining reports whether Drain was called.
 func (s *Server) Draining() bool { return s.draining.Load() }
+
+// awaitClose reads and discards frames until the peer's close frame, an
+// error, or grace passes. The reader goroutine must have stopped.
+func awaitClose(ws *websocket.Conn, grace time.Duration) {
+	_ = ws.SetReadDeadline(time.Now().Add(grace))
+	for {
+		if _, _, err := ws.NextReader(); err != nil {
+			return
+		}
+	}
+}

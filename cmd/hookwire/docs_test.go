@@ -40,8 +40,8 @@ const (
 
 // The frames of CONTRACT.md §3: server to client, and client to server.
 var (
-	docsServerFrames = []string{"welcome", "event", "subscribed", "unsubscribed", "pong", "reset", "error"}
-	docsClientOps    = []string{"subscribe", "unsubscribe", "ping"}
+	docsServerFrames = []string{"welcome", "event", "subscribed", "unsubscribed", "pong", "reset", "error", "refreshed"}
+	docsClientOps    = []string{"subscribe", "unsubscribe", "ping", "refresh"}
 )
 
 func docsRead(t *testing.T, path string) string {
@@ -800,6 +800,20 @@ func TestSpecsMatchServerFrames(t *testing.T) {
 	post(`{"type":"price.tick","channel":"prices.EURUSD","data":{"bid":"1.0841"}}`)
 	if f := next(ws); f["type"] != "event" || f["channel"] != "prices.EURUSD" {
 		t.Fatalf("got %v, want a channel event", f)
+	}
+	// Refresh with a token that no longer grants prices.EURUSD: an
+	// unsubscribed frame without ref, then refreshed; a bad token gets an
+	// invalid_token error.
+	narrow, err := auth.Sign([]byte(secret), auth.Claims{Subject: "42", Channels: []string{"news"}, Expiry: time.Now().Add(2 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(ws, `{"op":"refresh","token":"`+narrow+`","ref":"5"}`)
+	expect(next(ws), "unsubscribed")
+	expect(next(ws), "refreshed")
+	send(ws, `{"op":"refresh","token":"garbage","ref":"6"}`)
+	if f := next(ws); f["type"] != "error" || f["code"] != "invalid_token" || f["ref"] != "6" {
+		t.Fatalf("got %v, want an invalid_token error for ref 6", f)
 	}
 	// A cursor of an epoch the broker never had: history gone.
 	old := dial("since=aaaaaaaaaa-1-0&token=" + tok)
