@@ -136,15 +136,12 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 	}
 	cmds := make([]*redis.Cmd, len(evs))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		// EVALSHA only: sending the script body with every append
+		// costs Redis a hash of it each time. A NOSCRIPT (a Redis that
+		// restarted) ran nothing, so those calls are redone below, in
+		// order, loading the script.
 		for i := range evs {
-			// The first call sends the script itself, so the
-			// EVALSHAs after it on the same connection find it even
-			// on a Redis that just restarted.
-			if i == 0 {
-				cmds[i] = s.scripts.append.Eval(ctx, p, keys[i], args[i]...)
-			} else {
-				cmds[i] = s.scripts.append.EvalSha(ctx, p, keys[i], args[i]...)
-			}
+			cmds[i] = s.scripts.append.EvalSha(ctx, p, keys[i], args[i]...)
 		}
 		return nil
 	})
@@ -154,8 +151,9 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 	res := make([]bridge.AppendResult, len(evs))
 	for i, cmd := range cmds {
 		if isNoScript(cmd.Err()) {
-			// The script cache was flushed between our EVAL and
-			// this EVALSHA; run the rest one by one, in order.
+			// The script is not loaded (Redis restarted or
+			// flushed its scripts): run this one with a fallback to
+			// EVAL, after the ones before it, in order.
 			cmd = s.scripts.append.Run(ctx, s.rdb, keys[i], args[i]...)
 		}
 		r, err := parseAppend(cmd)

@@ -29,9 +29,14 @@ local minid = string.format('%.0f', minms) .. '-0'
 -- w is the newest entry the trim below may remove (from the stream and,
 -- with the same threshold, its indexes): a resume from before it may have
 -- missed events; from it or after, nothing was trimmed.
-local old = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
-if #old > 0 then
-  redis.call('HSET', KEYS[2], 'w', old[1][1])
+-- XREVRANGE below the first entry scans the whole stream (Redis 7.0), so
+-- look only when the oldest entry is due for trimming.
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+if #first > 0 and tonumber(string.match(first[1][1], '^(%d+)')) < minms then
+  local old = redis.call('XREVRANGE', KEYS[1], '(' .. minid, '-', 'COUNT', 1)
+  if #old > 0 then
+    redis.call('HSET', KEYS[2], 'w', old[1][1])
+  end
 end
 local args = {'XADD', KEYS[1], 'MINID', '~', minid, '*', 'e', epoch}
 for i = 4, #ARGV do args[#args + 1] = ARGV[i] end

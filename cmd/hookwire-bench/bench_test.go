@@ -134,11 +134,15 @@ func positive(t *testing.T, r map[string]any, k string) {
 func startServer(t *testing.T, bin string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--dev", "--listen", "127.0.0.1:0")
-	cmd.Env = append(os.Environ(), "HOOKWIRE_API_KEYS="+smokeKey, "HOOKWIRE_JWT_SECRET="+smokeSecret, "HOOKWIRE_REDIS_URL=")
+	// A benchmark measures the server, not its abuse limits: publish and
+	// upgrade rates are unlimited (variables an older server ignores).
+	cmd.Env = append(os.Environ(), "HOOKWIRE_API_KEYS="+smokeKey, "HOOKWIRE_JWT_SECRET="+smokeSecret, "HOOKWIRE_REDIS_URL=",
+		"HOOKWIRE_PUBLISH_RATE=0", "HOOKWIRE_UPGRADE_RATE=0")
 	var logs lockedBuffer
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.Discard
 	cmd.Stderr = io.MultiWriter(&logs, pw)
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

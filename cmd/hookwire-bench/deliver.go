@@ -160,7 +160,7 @@ func (b *bench) deliver(ctx context.Context) error {
 	}()
 	if p.est.Load() == 0 {
 		f.ConnFigures = p.figures(openTime)
-		return fmt.Errorf("%s: no connection could be opened: %v", cfg.scenario, f.FailureSamples)
+		return fmt.Errorf("%s: %w: %v", cfg.scenario, errNoConns, f.FailureSamples)
 	}
 	// Connections are complete at welcome; a short pause lets the
 	// server finish logging and scheduling before the window opens.
@@ -210,7 +210,7 @@ func (b *bench) deliver(ctx context.Context) error {
 					accepted.Add(1)
 				} else {
 					errs.add(status, err, 1)
-					retryAfter(ctx, status)
+					b.retryAfter(ctx, status)
 				}
 			}
 		}()

@@ -48,7 +48,9 @@ func (b *bench) idle(ctx context.Context) error {
 	f.ServerRSSOpen = rss()
 
 	holdStart := time.Now()
-	sleepCtx(ctx, cfg.duration)
+	if p.est.Load() > 0 {
+		sleepCtx(ctx, cfg.duration)
+	}
 	f.HoldS = round3(time.Since(holdStart).Seconds())
 	f.ServerRSSAfter = rss()
 	holdCPU := b.serverCPUNow()
@@ -77,6 +79,9 @@ func (b *bench) idle(ctx context.Context) error {
 	}
 	if f.ConnsDropped > 0 {
 		b.warn("%d connections were closed by the server or the network during the hold", f.ConnsDropped)
+	}
+	if f.ConnsEstablished == 0 {
+		return fmt.Errorf("idle: %w: %v", errNoConns, f.FailureSamples)
 	}
 	return nil
 }

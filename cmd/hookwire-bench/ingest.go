@@ -93,7 +93,7 @@ func (b *bench) ingest(ctx context.Context) error {
 					reqErrs.add(status, nil, 1)
 				}
 				if err != nil || (status != 200 && status != 202) {
-					retryAfter(ctx, status)
+					b.retryAfter(ctx, status)
 				}
 			}
 		}()

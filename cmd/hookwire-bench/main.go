@@ -27,6 +27,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -59,8 +60,12 @@ Scenarios (loopback targets only; each one stops by itself):
              events (--batch 0) or batches of --batch events
 
 Common flags: --url, --api-key (or HOOKWIRE_API_KEY), --jwt-secret (or
-HOOKWIRE_JWT_SECRET), --duration, --server-pid, --redis-pid, --json.
+HOOKWIRE_JWT_SECRET), --duration, --server-pid, --redis-pid (CPU seconds and
+RSS from /proc), --json, --procs (this tool's GOMAXPROCS), --cpuprofile.
 Run "hookwire-bench <scenario> -h" for the flags of one scenario.
+
+To measure capacity rather than abuse limits, start the server with
+HOOKWIRE_PUBLISH_RATE=0 and HOOKWIRE_UPGRADE_RATE=0.
 `
 
 // Hard caps: whatever the flags say, a run stays within these.
@@ -99,6 +104,7 @@ type config struct {
 	redisPID  int
 	jsonOut   bool
 	cpuProf   string
+	procs     int
 	params    map[string]any
 }
 
@@ -123,6 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	fs.IntVar(&c.redisPID, "redis-pid", 0, "redis-server pid: CPU seconds from /proc")
 	fs.BoolVar(&c.jsonOut, "json", true, "print one JSON line with every figure at the end (false: a human summary)")
 	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write this tool's own CPU profile to `file`")
+	fs.IntVar(&c.procs, "procs", 0, "GOMAXPROCS of this tool (0: leave it)")
 	needWS := false
 	switch c.scenario {
 	case "idle":
@@ -166,6 +173,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
 	if c.duration <= 0 || c.duration > maxDuration {
 		bad("--duration must be in (0, %s]", maxDuration)
+	}
+	if c.procs < 0 || c.procs > 256 {
+		bad("--procs must be in [0, 256]")
 	}
 	if c.serverPID < 0 || c.redisPID < 0 {
 		bad("pids must be positive")
@@ -345,6 +355,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
+	if cfg.procs > 0 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.procs))
+	}
 	b := &bench{cfg: cfg, log: stderr, base: time.Now()}
 	b.rep = &Report{Scenario: cfg.scenario, Params: cfg.params, Common: Common{
 		GoVersion:  runtime.Version(),
@@ -357,7 +370,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if b.rep.NofileLimit < need {
 		b.warn("RLIMIT_NOFILE is %d, fewer than the %d descriptors this run needs: expect failed connections", b.rep.NofileLimit, need)
 	}
-	b.logf("%s against %s (loopback %s)", cfg.scenario, cfg.target.base, cfg.target.ip)
+	b.logf("%s against %s (loopback %v)", cfg.scenario, cfg.target.base, cfg.target.ips)
 	if cfg.cpuProf != "" {
 		f, err := os.Create(cfg.cpuProf)
 		if err != nil {
@@ -378,19 +391,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "ingest":
 		err = b.ingest(ctx)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errNoConns) {
 		return err
 	}
 	if ctx.Err() != nil {
 		b.rep.Interrupted = true
+	}
+	if b.saw429.Load() {
+		b.warn("the server answered 429: it rate-limits publishers or upgrades; to measure its capacity, start it with HOOKWIRE_PUBLISH_RATE=0 and HOOKWIRE_UPGRADE_RATE=0")
 	}
 	if cfg.serverPID != 0 {
 		if rss, err := readRSS(cfg.serverPID); err == nil {
 			b.rep.ServerRSSBytes = &rss
 		}
 	}
-	return b.print(stdout)
+	if perr := b.print(stdout); perr != nil {
+		return perr
+	}
+	return err // errNoConns: the report says why
 }
+
+// errNoConns ends a scenario that could not open a single connection; the
+// report is still printed, with the failures.
+var errNoConns = errors.New("no connection could be opened")
 
 // bench holds what every scenario shares.
 type bench struct {
@@ -399,6 +422,8 @@ type bench struct {
 	log  io.Writer
 	base time.Time // monotonic origin of the latency timestamps
 	rep  *Report
+
+	saw429 atomic.Bool // some request was refused as rate limited
 }
 
 func (b *bench) logf(format string, a ...any) {

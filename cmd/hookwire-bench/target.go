@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,7 +16,11 @@ type target struct {
 	base     string // scheme://host:port, as given
 	wsURL    string // ws(s)://host:port/v1/ws
 	hostport string // host:port as the URL names it
-	ip       netip.Addr
+	host     string // Host header: the URL's host[:port]
+	hostname string // the URL's host without port, for TLS
+	https    bool
+	ips      []netip.Addr // every address the host resolved to, all loopback
+	cur      atomic.Int32 // index in ips of the address that worked last
 	port     string
 }
 
@@ -56,11 +61,17 @@ func resolveLoopback(ctx context.Context, u *url.URL) (*target, error) {
 	if u.Scheme == "https" {
 		ws = "wss"
 	}
+	for i := range addrs {
+		addrs[i] = addrs[i].Unmap()
+	}
 	return &target{
 		base:     u.Scheme + "://" + u.Host,
 		wsURL:    ws + "://" + u.Host + "/v1/ws",
 		hostport: net.JoinHostPort(host, port),
-		ip:       addrs[0].Unmap(),
+		host:     u.Host,
+		hostname: host,
+		https:    u.Scheme == "https",
+		ips:      addrs,
 		port:     port,
 	}, nil
 }
@@ -73,12 +84,30 @@ func isLoopback(a netip.Addr) bool {
 	return a == netip.IPv6Loopback()
 }
 
-// dial connects to the pinned loopback address. It refuses any other
-// address, so a redirect or a proxy setting cannot send traffic away.
+// dial connects to the loopback addresses resolved at start, the one that
+// worked last first (localhost may be 127.0.0.1 and ::1, and the server
+// listen on one only). It refuses any other address, so a redirect or a
+// proxy setting cannot send traffic away.
 func (t *target) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	if addr != t.hostport {
 		return nil, fmt.Errorf("hookwire-bench: refusing to dial %s: only %s (loopback) is allowed", addr, t.hostport)
 	}
 	var d net.Dialer
-	return d.DialContext(ctx, "tcp", net.JoinHostPort(t.ip.String(), t.port))
+	first := int(t.cur.Load())
+	var err error
+	for k := range t.ips {
+		i := (first + k) % len(t.ips)
+		var c net.Conn
+		c, err = d.DialContext(ctx, "tcp", net.JoinHostPort(t.ips[i].String(), t.port))
+		if err == nil {
+			if i != first {
+				t.cur.Store(int32(i))
+			}
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
 }

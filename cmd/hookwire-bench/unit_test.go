@@ -18,8 +18,10 @@ func TestLoopbackOnly(t *testing.T) {
 			t.Errorf("%s refused: %v", u, err)
 			continue
 		}
-		if !isLoopback(tg.ip) {
-			t.Errorf("%s pinned to %s", u, tg.ip)
+		for _, ip := range tg.ips {
+			if !isLoopback(ip) {
+				t.Errorf("%s pinned to %s", u, ip)
+			}
 		}
 		if _, err := tg.dial(context.Background(), "tcp", "example.com:80"); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%s: dial to another address = %v, want refusal", u, err)

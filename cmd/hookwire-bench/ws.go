@@ -130,6 +130,9 @@ func (p *pool) dialOne(ctx context.Context, i int) {
 		u += "?" + p.query
 	}
 	ws, resp, err := p.dialer.DialContext(ctx, u, http.Header{"Authorization": {"Bearer " + tok}})
+	if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+		p.b.saw429.Store(true)
+	}
 	if err != nil {
 		p.fail(classify(err, resp), err)
 		return
