@@ -43,25 +43,33 @@ type out struct {
 }
 
 // conn is one WebSocket connection. It is the bridge.Sink of its
-// subscription: the fan-out queues frames with Send, which never blocks,
-// and the writer goroutine drains the queue.
+// subscription: the fan-out queues frames with Send, which never blocks.
+//
+// An idle connection holds one goroutine, its reader. A writer goroutine
+// exists only while there is something to write: push starts one when the
+// queue goes from empty to not, and it exits when the queue is empty again,
+// so the many idle connections of a replica cost no writer stacks. Pings
+// and the token's expiry are timers; WriteControl is safe beside the writer.
 type conn struct {
 	ws     *websocket.Conn
 	id     string
-	claims auth.Claims
+	claims auth.Claims // owned by the reader (refresh replaces it)
 	logger *slog.Logger
 	srv    *Server
 
-	mu        sync.Mutex // guards queue, spare, closeCode, closeText, flush
+	mu        sync.Mutex // guards queue, spare, writing, closeCode, closeText, flush, closeSent
 	queue     []out
 	spare     []out // the writer's drained slice, reused to save allocations
+	writing   bool  // a writer goroutine is running
 	closeCode int   // non-zero once the connection is being closed
 	closeText string
 	flush     bool // write what is queued before the close frame
+	closeSent bool // the close frame was written (or the writer gave up)
 
-	wake   chan struct{}  // cap 1: frames or a close are waiting for the writer
-	room   chan struct{}  // cap 1: the writer made room in the queue
-	expiry chan time.Time // cap 1: a refreshed token's expiry, for the writer
+	writers sync.WaitGroup // the writer goroutine, while one runs
+	room    chan struct{}  // cap 1: the writer made room in the queue
+	pinger  *time.Timer
+	expiry  *time.Timer
 
 	// Owned by the reader goroutine:
 	limiter *rate.Limiter // client frames
@@ -70,10 +78,10 @@ type conn struct {
 	sub *bridge.Subscription // set by the reader before it reads
 }
 
-// push queues f. force lets control frames (replies, reset) past the
-// queue bound, so a client is always told why. It returns false when the
-// queue is full or the connection is closing; the caller then still owns
-// ev.
+// push queues f and makes sure a writer runs. force lets control frames
+// (replies, reset) past the queue bound, so a client is always told why.
+// It returns false when the queue is full or the connection is closing;
+// the caller then still owns f.ev.
 func (c *conn) push(f out, force bool) bool {
 	c.mu.Lock()
 	if c.closeCode != 0 || (!force && len(c.queue) >= queueLen) {
@@ -81,9 +89,20 @@ func (c *conn) push(f out, force bool) bool {
 		return false
 	}
 	c.queue = append(c.queue, f)
+	c.startWriterLocked()
 	c.mu.Unlock()
-	c.signal(c.wake)
 	return true
+}
+
+// startWriterLocked starts the writer goroutine unless one runs. c.mu is
+// held.
+func (c *conn) startWriterLocked() {
+	if c.writing || c.closeSent {
+		return
+	}
+	c.writing = true
+	c.writers.Add(1)
+	go c.writeLoop()
 }
 
 func (c *conn) signal(ch chan struct{}) {
@@ -113,24 +132,26 @@ func (c *conn) kick(code int, text string, flush bool) {
 		if !flush {
 			dropped, c.queue = c.queue, nil
 		}
+		c.startWriterLocked()
 	}
 	c.mu.Unlock()
 	done(dropped, errTooSlow)
-	c.signal(c.wake)
 	c.signal(c.room)
 }
 
-// discard refuses further frames and drops the queued ones: the writer
-// has stopped.
+// discard refuses further frames and drops the queued ones: the
+// connection is gone.
 func (c *conn) discard(err error) {
 	c.mu.Lock()
 	if c.closeCode == 0 {
 		c.closeCode = websocket.CloseAbnormalClosure
 	}
+	c.closeSent = true
 	dropped := c.queue
 	c.queue = nil
 	c.mu.Unlock()
 	done(dropped, err)
+	c.signal(c.room)
 }
 
 // Send implements bridge.Sink. It never blocks: a connection whose queue is
@@ -185,17 +206,23 @@ func (c *conn) Reset(reason string) {
 	c.push(out{b: encode(resetFrame{Type: "reset", Reason: reason})}, true)
 }
 
-// take hands the queued frames to the writer, with the close request if any.
-func (c *conn) take() (frames []out, code int, text string, flush bool) {
+// take hands the queued frames to the writer, with the close request if
+// any. When there is nothing to do it marks the writer stopped, under the
+// same lock, so a later push starts a new one.
+func (c *conn) take() (frames []out, code int, text string, flush, stop bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.queue) == 0 && (c.closeCode == 0 || c.closeSent) {
+		c.writing = false
+		return nil, 0, "", false, true
+	}
 	frames = c.queue
 	c.queue = c.spare[:0]
 	c.spare = nil
 	if len(frames) > 0 {
 		c.signal(c.room)
 	}
-	return frames, c.closeCode, c.closeText, c.flush
+	return frames, c.closeCode, c.closeText, c.flush, false
 }
 
 // giveBack returns the writer's slice for reuse, unless it grew large.
@@ -211,83 +238,111 @@ func (c *conn) giveBack(frames []out) {
 	c.mu.Unlock()
 }
 
-// writeLoop owns every write to ws. It returns when the connection is
-// closed: a close was requested (it then sends the close frame), a write
-// failed, the token expired, or ctx is done.
-// exp is the token's expiry when the connection opened; later ones come
-// through c.expiry (the reader owns c.claims).
-func (c *conn) writeLoop(ctx context.Context, pingEvery time.Duration, exp time.Time) error {
-	ping := time.NewTicker(pingEvery)
-	defer ping.Stop()
-	var expired <-chan time.Time
-	var expTimer *time.Timer
-	if !exp.IsZero() {
-		expTimer = time.NewTimer(time.Until(exp) + expirySlop)
-		defer expTimer.Stop()
-		expired = expTimer.C
-	}
+// writeLoop writes what is queued until the queue is empty, then exits; it
+// sends the close frame when a close was requested. Only one runs at a
+// time (push starts it). A failed write closes the connection, which ends
+// the reader.
+func (c *conn) writeLoop() {
+	defer c.writers.Done()
 	for {
-		select {
-		case <-c.wake:
-			frames, code, text, flush := c.take()
-			if code != 0 && !flush {
-				done(frames, errTooSlow)
-				frames = frames[:0]
-			}
-			for i, f := range frames {
-				if err := c.write(f); err != nil {
-					done(frames[i+1:], err)
-					return err
-				}
-			}
-			c.giveBack(frames)
-			if code != 0 {
-				return c.writeClose(code, text)
-			}
-		case <-ping.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err != nil {
-				return err
-			}
-		case exp := <-c.expiry:
-			if expTimer != nil {
-				expTimer.Reset(time.Until(exp) + expirySlop)
-			}
-		case <-expired:
-			return c.writeClose(websocket.ClosePolicyViolation, "token expired")
-		case <-ctx.Done():
-			// The reader may have asked for a close (a flood) just
-			// before it ended the context: still say why.
-			if frames, code, text, _ := c.take(); code != 0 {
-				done(frames, errClosing)
-				return c.writeClose(code, text)
-			}
-			return ctx.Err()
+		frames, code, text, flush, stop := c.take()
+		if stop {
+			return
+		}
+		if code != 0 && !flush {
+			done(frames, errTooSlow)
+			frames = frames[:0]
+		}
+		if err := c.writeAll(frames); err != nil {
+			c.logger.Debug("write failed", "err", err)
+			c.discard(errClosing)
+			c.ws.Close()
+			c.markStopped()
+			return
+		}
+		c.giveBack(frames)
+		if code != 0 {
+			c.writeCloseFrame(code, text)
+			c.markStopped()
+			return
 		}
 	}
 }
 
-func (c *conn) write(f out) error {
-	err := c.ws.SetWriteDeadline(time.Now().Add(writeWait))
-	if err == nil {
-		err = c.ws.WriteMessage(websocket.TextMessage, f.b)
+// closing reports whether a close was requested.
+func (c *conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeCode != 0
+}
+
+func (c *conn) markStopped() {
+	c.mu.Lock()
+	c.writing = false
+	c.closeSent = true
+	c.mu.Unlock()
+}
+
+// writeAll writes frames under one write deadline.
+func (c *conn) writeAll(frames []out) error {
+	if len(frames) == 0 {
+		return nil
 	}
-	if f.ev != nil {
+	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
+		done(frames, err)
+		return err
+	}
+	delivered := 0
+	for i, f := range frames {
+		err := c.ws.WriteMessage(websocket.TextMessage, f.b)
+		if f.ev != nil {
+			if err != nil {
+				f.ev.Done(fmt.Errorf("conn %s: %w", c.id, err))
+			} else {
+				f.ev.Done(nil)
+				delivered++
+				c.srv.metrics.latencyOf(f.ev)
+			}
+		}
 		if err != nil {
-			f.ev.Done(fmt.Errorf("conn %s: %w", c.id, err))
-		} else {
-			f.ev.Done(nil)
-			c.srv.metrics.delivered(f.ev)
+			c.srv.metrics.writeErrors.Add(bg, 1)
+			done(frames[i+1:], fmt.Errorf("conn %s: %w", c.id, err))
+			c.srv.metrics.deliveries.Add(bg, int64(delivered))
+			return err
 		}
 	}
-	if err != nil {
-		c.srv.metrics.writeErrors.Add(bg, 1)
-	}
-	return err
+	c.srv.metrics.deliveries.Add(bg, int64(delivered))
+	return nil
 }
 
-func (c *conn) writeClose(code int, text string) error {
-	c.kick(code, text, false) // later pushes are refused
-	return c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(writeWait))
+// writeCloseFrame sends the close frame, then bounds the wait for the
+// client's answer: the reader gets it, or a timeout, and ends.
+func (c *conn) writeCloseFrame(code int, text string) {
+	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(writeWait))
+	_ = c.ws.UnderlyingConn().SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// startTimers arms the ping timer and the token's expiry.
+func (c *conn) startTimers(pingEvery time.Duration) {
+	var ping func()
+	ping = func() {
+		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err == nil {
+			c.pinger.Reset(pingEvery)
+		}
+	}
+	c.pinger = time.AfterFunc(pingEvery, ping)
+	if !c.claims.Expiry.IsZero() {
+		c.expiry = time.AfterFunc(time.Until(c.claims.Expiry)+expirySlop, func() {
+			c.kick(websocket.ClosePolicyViolation, "token expired", false)
+		})
+	}
+}
+
+func (c *conn) stopTimers() {
+	c.pinger.Stop()
+	if c.expiry != nil {
+		c.expiry.Stop()
+	}
 }
 
 // readLoop owns every read. It handles client ops until the connection
@@ -295,14 +350,26 @@ func (c *conn) writeClose(code int, text string) error {
 func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 	c.ws.SetReadLimit(maxFrame)
 	deadline := 2 * pingEvery // a peer silent for two periods is closed
-	_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
-	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(deadline)) })
+	extend := func() error {
+		if c.closing() {
+			return nil // the close deadline stands
+		}
+		return c.ws.SetReadDeadline(time.Now().Add(deadline))
+	}
+	_ = extend()
+	c.ws.SetPongHandler(func(string) error { return extend() })
 	for {
 		typ, b, err := c.ws.ReadMessage()
 		if err != nil {
 			return err
 		}
-		_ = c.ws.SetReadDeadline(time.Now().Add(deadline))
+		if c.closing() {
+			// Our close frame is out or on its way: what the client
+			// sends until its close reply is moot, and must not push
+			// the close deadline back.
+			continue
+		}
+		_ = extend()
 		if !c.limiter.Allow() {
 			c.refused++
 			if c.refused > abuseLimit {
@@ -373,11 +440,9 @@ func (c *conn) refresh(ctx context.Context, f clientFrame) {
 			c.reply(channelFrame{Type: "unsubscribed", Channel: ch})
 		}
 	}
-	select {
-	case <-c.expiry: // replace a refresh the writer has not seen yet
-	default:
+	if c.expiry != nil {
+		c.expiry.Reset(time.Until(claims.Expiry) + expirySlop)
 	}
-	c.expiry <- claims.Expiry
 	c.reply(refreshedFrame{Type: "refreshed", Exp: claims.Expiry.UTC().Format(time.RFC3339), Ref: f.Ref})
 }
 

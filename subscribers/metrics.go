@@ -42,10 +42,9 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 
 var bg = context.Background()
 
-// delivered counts one event frame written. Only live events feed the
-// latency histogram: a replayed one's age is how long its client was away.
-func (i *instruments) delivered(ev *bridge.Event) {
-	i.deliveries.Add(bg, 1)
+// latencyOf records one written event's delivery latency. Only live
+// events count: a replayed one's age is how long its client was away.
+func (i *instruments) latencyOf(ev *bridge.Event) {
 	if ev.Live() && !ev.Time.IsZero() {
 		i.latency.Record(bg, time.Since(ev.Time).Seconds())
 	}

@@ -100,9 +100,11 @@ func New(h hub, v verifier, opts Options) *Server {
 	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		// Zero buffer sizes reuse the server's hijacked buffers; the
-		// pool holds a write buffer only while a write is in progress,
-		// so idle connections hold none.
+		// A small read buffer of its own instead of the server's 4 KiB
+		// one (client frames are small; larger ones are read through
+		// it), and a write buffer only while a write is in progress:
+		// idle connections hold next to nothing.
+		ReadBufferSize:  512,
 		WriteBufferPool: &sync.Pool{},
 		// The Origin was checked before Upgrade is called.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -167,12 +169,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("at most %d connections per user", s.opts.MaxConnsPerUser))
 		return
 	}
-	defer s.release(claims.Subject)
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		s.release(claims.Subject)
 		return // Upgrade answered the client.
 	}
-	s.serve(r.Context(), ws, claims, channels, since)
+	s.serve(ws, claims, channels, since) // releases the user's place when it ends
 }
 
 // reserve counts one more connection for user, unless it has too many.
@@ -255,21 +257,17 @@ func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail str
 	problem.Write(w, p)
 }
 
-// serve runs one upgraded connection until it closes.
-func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims, channels []string, since bridge.Cursor) {
+// serve starts one upgraded connection and returns: the connection runs on
+// its reader goroutine, so the HTTP handler's deep stack is not kept for
+// the connection's life.
+func (s *Server) serve(ws *websocket.Conn, claims auth.Claims, channels []string, since bridge.Cursor) {
 	id := rand.Text()[:12]
 	c := &conn{
 		ws: ws, id: id, claims: claims, srv: s,
 		logger:  s.logger.With("conn", id, "user", claims.Subject),
-		wake:    make(chan struct{}, 1),
 		room:    make(chan struct{}, 1),
-		expiry:  make(chan time.Time, 1),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.FrameRate), s.opts.FrameBurst),
 	}
-	// The request context ends with the hijack; connections live until
-	// they close or the server drains.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -278,43 +276,77 @@ func (s *Server) serve(_ context.Context, ws *websocket.Conn, claims auth.Claims
 		// Drain took its snapshot while this one was upgrading.
 		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
 	}
+	go s.run(c, channels, since)
+}
+
+// run is the connection's reader goroutine: it subscribes, reads client
+// frames until the connection ends, and cleans up.
+func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
+	ctx, cancel := context.WithCancel(context.Background())
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
+		s.release(c.claims.Subject)
 		s.wg.Done()
 	}()
-
 	c.logger.InfoContext(ctx, "subscriber connected", "channels", len(channels), "resume", !since.IsZero())
-	exp := claims.Expiry // read before the reader may refresh c.claims
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		defer cancel()
-		err := s.subscribeAndRead(ctx, c, channels, since)
-		c.logger.DebugContext(ctx, "reader stopped", "err", err)
-	}()
-	err := c.writeLoop(ctx, s.opts.PingInterval, exp)
-	c.discard(errClosing)
-	if err == nil {
-		// A close frame was sent: give the client a moment to answer,
-		// reading what it still sends, so that closing the socket with
-		// unread data does not reset the connection and lose the close
-		// frame on the way.
-		select {
-		case <-readerDone:
-			awaitClose(ws, closeGrace)
-		case <-time.After(closeGrace):
+	c.startTimers(s.opts.PingInterval)
+	err := s.subscribeAndRead(ctx, c, channels, since)
+	cancel()
+	c.mu.Lock()
+	kicked := c.closeCode != 0
+	c.mu.Unlock()
+	if kicked {
+		// We asked to close: no writer can start any more but the one
+		// writing the close frame. Let it finish, then read until the
+		// client answers, so that closing with unread data does not
+		// reset the connection and lose the close frame on the way.
+		c.writers.Wait()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) {
+			awaitClose(c.ws, closeGrace)
 		}
 	}
-	ws.Close()
-	<-readerDone
+	c.stopTimers()
+	c.discard(errClosing)
+	c.ws.Close()
+	c.writers.Wait()
 	c.logger.InfoContext(ctx, "subscriber disconnected")
 }
 
 // subscribeAndRead registers c with the hub, replaying history when since
 // is set, then reads client frames.
 func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []string, since bridge.Cursor) error {
+	// The broker calls of the subscription (Head, the replay) run deep
+	// stacks: they run on a goroutine of their own, so the reader's stack,
+	// which lives as long as the connection, stays small.
+	type result struct {
+		sub *bridge.Subscription
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		sub, err := s.subscribe(ctx, c, channels, since)
+		res <- result{sub, err}
+	}()
+	r := <-res
+	if r.err != nil {
+		if !errors.Is(r.err, errClosing) && ctx.Err() == nil {
+			c.logger.WarnContext(ctx, "replay failed", "err", r.err)
+			c.fail("", r.err)
+			c.kick(websocket.CloseTryAgainLater, "history unavailable, try again", true)
+		}
+		return r.err
+	}
+	defer r.sub.Close()
+	c.sub = r.sub
+	return c.readLoop(ctx, s.opts.PingInterval)
+}
+
+// subscribe registers c with the hub, replaying history when since is set;
+// a fresh connection starts from the broker's head.
+func (s *Server) subscribe(ctx context.Context, c *conn, channels []string, since bridge.Cursor) (*bridge.Subscription, error) {
 	welcome := welcomeFrame{Type: "welcome", User: c.claims.Subject, Conn: c.id}
 	if !since.IsZero() {
 		s.metrics.resumes.Add(ctx, 1)
@@ -331,18 +363,7 @@ func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []strin
 			welcome.Cursor = head.String()
 		}
 	}
-	sub, err := s.hub.Subscribe(ctx, c, c.claims.Subject, channels, since, func() { c.reply(welcome) })
-	if err != nil {
-		if !errors.Is(err, errClosing) && ctx.Err() == nil {
-			c.logger.WarnContext(ctx, "replay failed", "err", err)
-			c.fail("", err)
-			c.kick(websocket.CloseTryAgainLater, "history unavailable, try again", true)
-		}
-		return err
-	}
-	defer sub.Close()
-	c.sub = sub
-	return c.readLoop(ctx, s.opts.PingInterval)
+	return s.hub.Subscribe(ctx, c, c.claims.Subject, channels, since, func() { c.reply(welcome) })
 }
 
 // Drain stops new upgrades and closes every connection with 1001 (going
