@@ -12,7 +12,8 @@
 //	                 by "\n", c channel, d data, tp/ts traceparent and
 //	                 tracestate, x-<key> any other trace field.
 //	{P}:meta         hash; field e is the current epoch, field w the newest
-//	                 entry ID the retention may have trimmed. No expiry.
+//	                 entry ID the retention may have trimmed, field n (in
+//	                 ms) up to which threshold w needs no check. No expiry.
 //	{P}:u:<user>     index of the events addressed to user (with or
 //	                 without a channel): entries with the same ID as in
 //	                 {P}:events and one empty field o.
@@ -21,12 +22,24 @@
 //	                 under its users only: it reaches nobody else.
 //	{P}:id:<id>      dedupe key of event id; value: its cursor. PX DedupeTTL.
 //
-// One script per event checks the dedupe key, reads (or creates) the
-// epoch, adds the entry and its index entries with one MINID (now -
-// HistoryTTL, from the broker's TIME), and sets the dedupe key, all
-// atomically. Retention is time-based: MINID ~ on every XADD trims the
-// global stream and the written indexes; an index that is not written to
-// expires as a whole after HistoryTTL (PEXPIRE on each write).
+// Append runs one script call per chunk of up to 200 events (or about
+// 1 MiB of fields), every chunk in one pipeline: one round trip, in order.
+// Per call, the script reads (or creates) the epoch, the broker's TIME and
+// the retention threshold (now - HistoryTTL) once; per event it checks the
+// dedupe key (a duplicate, also of an event earlier in the same call,
+// answers with the stored cursor), adds the entry and its index entries
+// with the same ID, and sets the dedupe key; each index written gets one
+// PEXPIRE per call. A call is atomic. Retention is time-based: one call in
+// 16 trims the global stream and the indexes it writes with MINID ~ (an
+// approximate trim removes up to 10,000 entries, far more than 16 calls
+// add); an index that is not written to expires as a whole after
+// HistoryTTL. Whenever the oldest entry is due for trimming, the script
+// records in w the newest entry below the threshold (see below), checking
+// at most once per millisecond (field n).
+//
+// The script is run with EVALSHA only (sending its body costs Redis a
+// hash of it per call); a NOSCRIPT ran nothing, so that chunk runs again
+// with EVAL.
 //
 // When a resume is refused: a cursor before w may have missed trimmed
 // events, and so may one whose next event is older than HistoryTTL (the

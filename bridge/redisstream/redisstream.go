@@ -117,31 +117,63 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, bridge.ErrUnavailable, err)
 }
 
-// Append appends evs in order with one pipelined script call per event, in
-// one round trip; see bridge.Stream. An event without ID gets one from
-// bridge.NewID. Any Redis failure is returned wrapping
+// Bounds of one append script call. A script blocks Redis while it runs,
+// so Append splits larger calls into chunks of at most chunkEvents events
+// and (unless one event is larger) chunkBytes of entry fields, all sent in
+// one pipeline, in order.
+const (
+	chunkEvents = 200
+	chunkBytes  = 1 << 20
+)
+
+// maxTraceFields bounds an event's trace fields and values, so that the
+// count of its optional fields fits in the low 16 bits of its ARGV header
+// (Lua's unpack would fail long before: it takes up to 8,000 values).
+const maxTraceFields = 1<<16 - 16
+
+// chunk is one call of appendSrc: evs[first:first+n] of an Append.
+type chunk struct {
+	first, n int
+	size     int // bytes of entry fields
+	keys     []string
+	args     []any
+}
+
+// Append appends evs in order with one script call per chunk of up to 200
+// events, all in one round trip; see bridge.Stream. An event without ID
+// gets one from bridge.NewID. Any Redis failure is returned wrapping
 // bridge.ErrUnavailable.
 func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
 	if len(evs) == 0 {
 		return []bridge.AppendResult{}, nil
 	}
 	epoch := newEpoch() // used only if the broker has no epoch
-	keys := make([][]string, len(evs))
-	args := make([][]any, len(evs))
+	chunks := make([]*chunk, 0, (len(evs)+chunkEvents-1)/chunkEvents)
+	var c *chunk
 	for i, ev := range evs {
 		if ev.ID == "" {
 			ev.ID = bridge.NewID()
 		}
-		keys[i], args[i] = s.appendArgs(ev, epoch)
+		if 2*len(ev.Trace) > maxTraceFields {
+			// Far more than the script could unpack anyway.
+			return nil, unavailable("append to "+s.events, fmt.Errorf("event %s has %d trace fields", ev.ID, len(ev.Trace)))
+		}
+		size := eventSize(ev)
+		if c == nil || c.n == chunkEvents || c.size+size > chunkBytes {
+			c = s.newChunk(i, min(len(evs)-i, chunkEvents), epoch)
+			chunks = append(chunks, c)
+		}
+		s.addEvent(c, ev)
+		c.size += size
 	}
-	cmds := make([]*redis.Cmd, len(evs))
+	cmds := make([]*redis.Cmd, len(chunks))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		// EVALSHA only: sending the script body with every append
 		// costs Redis a hash of it each time. A NOSCRIPT (a Redis that
 		// restarted) ran nothing, so those calls are redone below, in
 		// order, loading the script.
-		for i := range evs {
-			cmds[i] = s.scripts.append.EvalSha(ctx, p, keys[i], args[i]...)
+		for i, c := range chunks {
+			cmds[i] = s.scripts.append.EvalSha(ctx, p, c.keys, c.args...)
 		}
 		return nil
 	})
@@ -149,22 +181,23 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 		return nil, unavailable("append to "+s.events, err)
 	}
 	res := make([]bridge.AppendResult, len(evs))
-	for i, cmd := range cmds {
+	for i, c := range chunks {
+		cmd := cmds[i]
 		if isNoScript(cmd.Err()) {
 			// The script is not loaded (Redis restarted or
-			// flushed its scripts): run this one with a fallback to
-			// EVAL, after the ones before it, in order.
-			cmd = s.scripts.append.Run(ctx, s.rdb, keys[i], args[i]...)
+			// flushed its scripts): run this chunk with a fallback
+			// to EVAL, after the ones before it, in order.
+			cmd = s.scripts.append.Run(ctx, s.rdb, c.keys, c.args...)
 		}
-		r, err := parseAppend(cmd)
-		if err != nil {
+		if err := parseAppend(cmd, res[c.first:c.first+c.n]); err != nil {
 			return nil, unavailable("append to "+s.events, err)
 		}
-		if !r.Duplicate {
-			evs[i].Cursor = r.Cursor
-			evs[i].Time = time.UnixMilli(int64(r.Cursor.MS)).UTC()
+		for i := c.first; i < c.first+c.n; i++ {
+			if !res[i].Duplicate {
+				evs[i].Cursor = res[i].Cursor
+				evs[i].Time = time.UnixMilli(int64(res[i].Cursor.MS)).UTC()
+			}
 		}
-		res[i] = r
 	}
 	return res, nil
 }
@@ -173,35 +206,64 @@ func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
-// appendArgs returns the KEYS and ARGV of appendSrc for ev.
-func (s *Stream) appendArgs(ev *bridge.Event, epoch string) ([]string, []any) {
-	keys := make([]string, 3, 3+max(len(ev.Users), 1))
-	keys[0], keys[1], keys[2] = s.events, s.meta, s.dedupeKey(ev.ID)
+// newChunk returns an empty chunk starting at evs[first], with room for
+// about n events.
+func (s *Stream) newChunk(first, n int, epoch string) *chunk {
+	c := &chunk{
+		first: first,
+		keys:  make([]string, 2, 2+2*n),
+		args:  make([]any, 4, 4+12*n),
+	}
+	c.keys[0], c.keys[1] = s.events, s.meta
+	c.args[0], c.args[1], c.args[2], c.args[3] = epoch, s.historyMS, s.dedupeMS, 0
+	return c
+}
+
+// addEvent appends ev's KEYS and ARGV to c (see appendSrc).
+func (s *Stream) addEvent(c *chunk, ev *bridge.Event) {
+	c.n++
+	c.args[3] = c.n
+	c.keys = append(c.keys, s.dedupeKey(ev.ID))
+	nkeys := len(c.keys)
 	if len(ev.Users) > 0 {
 		for i, u := range ev.Users {
 			// A repeated user would add the same ID twice to one index.
 			if !slices.Contains(ev.Users[:i], u) {
-				keys = append(keys, s.userKey(u))
+				c.keys = append(c.keys, s.userKey(u))
 			}
 		}
 	} else if ev.Channel != "" {
-		keys = append(keys, s.chanKey(ev.Channel))
+		c.keys = append(c.keys, s.chanKey(ev.Channel))
 	}
-	args := make([]any, 0, 16)
-	args = append(args, epoch, s.historyMS, s.dedupeMS, "i", ev.ID, "t", ev.Type)
+	nkeys = len(c.keys) - nkeys
+	// The header is filled in once the fields are.
+	head := len(c.args)
+	c.args = append(c.args, 0, ev.ID, ev.Type)
 	if len(ev.Users) > 0 {
-		args = append(args, "u", strings.Join(ev.Users, "\n"))
+		c.args = append(c.args, "u", strings.Join(ev.Users, "\n"))
 	}
 	if ev.Channel != "" {
-		args = append(args, "c", ev.Channel)
+		c.args = append(c.args, "c", ev.Channel)
 	}
 	if len(ev.Data) > 0 {
-		args = append(args, "d", []byte(ev.Data))
+		c.args = append(c.args, "d", []byte(ev.Data))
 	}
 	for k, v := range ev.Trace {
-		args = append(args, traceField(k), v)
+		c.args = append(c.args, traceField(k), v)
 	}
-	return keys, args
+	c.args[head] = nkeys<<16 | (len(c.args) - head - 3) // see appendSrc
+}
+
+// eventSize estimates the bytes of ev's entry fields, to bound a chunk.
+func eventSize(ev *bridge.Event) int {
+	n := len(ev.ID) + len(ev.Type) + len(ev.Channel) + len(ev.Data)
+	for _, u := range ev.Users {
+		n += len(u) + 1
+	}
+	for k, v := range ev.Trace {
+		n += len(k) + len(v)
+	}
+	return n
 }
 
 // traceField is the entry field of trace context key k.
@@ -215,21 +277,26 @@ func traceField(k string) string {
 	return "x-" + k
 }
 
-func parseAppend(cmd *redis.Cmd) (bridge.AppendResult, error) {
+// parseAppend fills res, one result per event of a chunk, from the
+// reply of its script call.
+func parseAppend(cmd *redis.Cmd, res []bridge.AppendResult) error {
 	v, err := cmd.Slice()
 	if err != nil {
-		return bridge.AppendResult{}, err
+		return err
 	}
-	if len(v) != 2 {
-		return bridge.AppendResult{}, fmt.Errorf("append script returned %v", v)
+	if len(v) != 2*len(res) {
+		return fmt.Errorf("append script returned %d values for %d events", len(v), len(res))
 	}
-	dup, _ := v[0].(int64)
-	str, _ := v[1].(string)
-	c, err := bridge.ParseCursor(str)
-	if err != nil || c.IsZero() {
-		return bridge.AppendResult{}, fmt.Errorf("append script returned cursor %q: %w", str, err)
+	for i := range res {
+		dup, _ := v[2*i].(int64)
+		str, _ := v[2*i+1].(string)
+		c, err := bridge.ParseCursor(str)
+		if err != nil || c.IsZero() {
+			return fmt.Errorf("append script returned cursor %q: %w", str, err)
+		}
+		res[i] = bridge.AppendResult{Cursor: c, Duplicate: dup == 1}
 	}
-	return bridge.AppendResult{Cursor: c, Duplicate: dup == 1}, nil
+	return nil
 }
 
 // head returns the current epoch and the last entry ID ("0-0" when

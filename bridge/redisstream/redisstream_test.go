@@ -334,3 +334,208 @@ func TestKeys(t *testing.T) {
 		t.Errorf("index of a has %d entries, want 1", n)
 	}
 }
+
+// evalCalls returns how many EVALSHA and EVAL calls Redis has run.
+func evalCalls(t *testing.T, rdb *redis.Client) (evalsha, eval int64) {
+	t.Helper()
+	info, err := rdb.Info(t.Context(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || (k != "cmdstat_evalsha" && k != "cmdstat_eval") {
+			continue
+		}
+		calls, _, _ := strings.Cut(strings.TrimPrefix(v, "calls="), ",")
+		n, err := strconv.ParseInt(calls, 10, 64)
+		if err != nil {
+			t.Fatalf("INFO %q: %v", line, err)
+		}
+		if k == "cmdstat_evalsha" {
+			evalsha = n
+		} else {
+			eval = n
+		}
+	}
+	return evalsha, eval
+}
+
+// checkAppended checks Append's results for evs: duplicates where dup
+// says (with the cursor of the event of that index), the others appended
+// in order.
+func checkAppended(t *testing.T, evs []*bridge.Event, res []bridge.AppendResult, dup map[int]int) {
+	t.Helper()
+	if len(res) != len(evs) {
+		t.Fatalf("%d results for %d events", len(res), len(evs))
+	}
+	var last bridge.Cursor
+	for i, r := range res {
+		if j, ok := dup[i]; ok {
+			if !r.Duplicate || r.Cursor != res[j].Cursor {
+				t.Errorf("result %d = %+v, want a duplicate of %d (%s)", i, r, j, res[j].Cursor)
+			}
+			continue
+		}
+		if r.Duplicate || r.Cursor != evs[i].Cursor || r.Cursor.IsZero() {
+			t.Errorf("result %d = %+v, event cursor %s", i, r, evs[i].Cursor)
+		}
+		if !last.IsZero() && !last.Before(r.Cursor) {
+			t.Errorf("cursor %d %s not after %s", i, r.Cursor, last)
+		}
+		last = r.Cursor
+	}
+}
+
+// TestAppendChunks: a large Append is split into script calls of at most
+// 200 events (or about 1 MiB), in order, with duplicates across and within
+// them.
+func TestAppendChunks(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{ReadBlock: 300 * time.Millisecond})
+	r := streamtest.StartTail(t, s)
+	evs := make([]*bridge.Event, 450)
+	var ids []string
+	dup := map[int]int{250: 10, 420: 419, 449: 0}
+	for i := range evs {
+		id := "ch" + strconv.Itoa(i)
+		if j, ok := dup[i]; ok {
+			id = evs[j].ID
+		} else {
+			ids = append(ids, id)
+		}
+		evs[i] = event(id, "u"+strconv.Itoa(i%7))
+	}
+	sha0, _ := evalCalls(t, rdb)
+	res, err := s.Append(t.Context(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha, _ := evalCalls(t, rdb); sha-sha0 != 3 {
+		t.Errorf("%d script calls for 450 events, want 3", sha-sha0)
+	}
+	checkAppended(t, evs, res, dup)
+	got := r.WaitIDs(t, 10*time.Second, ids...)
+	for i, e := range got {
+		if e.ID != ids[i] {
+			t.Fatalf("Tail delivered %s at %d, want %s", e.ID, i, ids[i])
+		}
+	}
+
+	// Three events of 600 KB: one call each.
+	big := make([]byte, 600_000)
+	evs = []*bridge.Event{event("big1", "u1"), event("big2", "u1"), event("big3", "u2")}
+	for _, e := range evs {
+		e.Data = big
+	}
+	sha0, _ = evalCalls(t, rdb)
+	res = streamtest.Append(t, s, evs...)
+	if sha, _ := evalCalls(t, rdb); sha-sha0 != 3 {
+		t.Errorf("%d script calls for 3 events of 600 KB, want 3", sha-sha0)
+	}
+	checkAppended(t, evs, res, nil)
+	got = r.WaitIDs(t, 10*time.Second, "big1", "big2", "big3")
+	if len(got[2].Data) != len(big) {
+		t.Errorf("big3 delivered with %d bytes of data", len(got[2].Data))
+	}
+}
+
+// TestAppendNoScript: after SCRIPT FLUSH, every chunk of an Append runs
+// again with EVAL, in order.
+func TestAppendNoScript(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{ReadBlock: 300 * time.Millisecond})
+	r := streamtest.StartTail(t, s)
+	streamtest.Append(t, s, event("ns0", "u1"))
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	evs := make([]*bridge.Event, 450)
+	ids := make([]string, len(evs))
+	for i := range evs {
+		ids[i] = "ns" + strconv.Itoa(i+1)
+		evs[i] = event(ids[i], "u"+strconv.Itoa(i%3))
+	}
+	_, eval0 := evalCalls(t, rdb)
+	res, err := s.Append(t.Context(), evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, eval := evalCalls(t, rdb); eval-eval0 < 1 {
+		t.Errorf("no EVAL after SCRIPT FLUSH")
+	}
+	checkAppended(t, evs, res, nil)
+	got := r.WaitIDs(t, 10*time.Second, ids...)
+	for i, e := range got {
+		if e.ID != ids[i] {
+			t.Fatalf("Tail delivered %s at %d, want %s", e.ID, i, ids[i])
+		}
+	}
+}
+
+// TestDuplicatesOnly: a call of duplicates only writes nothing, not even
+// a new epoch when meta is gone.
+func TestDuplicatesOnly(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{})
+	first := streamtest.Append(t, s, event("do1", "u1"))[0]
+	if err := rdb.Del(t.Context(), s.meta).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := streamtest.Append(t, s, event("do1", "u1"), event("do1", "u2"))
+	for i, r := range res {
+		if !r.Duplicate || r.Cursor != first.Cursor {
+			t.Errorf("result %d = %+v, want a duplicate of %s", i, r, first.Cursor)
+		}
+	}
+	if n := rdb.Exists(t.Context(), s.meta).Val(); n != 0 {
+		t.Errorf("meta created by a call of duplicates only")
+	}
+}
+
+// TestRetentionMark: w, the newest entry a trim may have removed, is set
+// once the oldest entry is due, and a resume from before it is refused;
+// the global stream and the indexes are trimmed.
+func TestRetentionMark(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	// Small stream nodes, so that approximate trims remove entries.
+	if err := rdb.ConfigSet(t.Context(), "stream-node-max-entries", "2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const ttl = 300 * time.Millisecond
+	s := New(rdb, Options{HistoryTTL: ttl})
+	old := streamtest.Append(t, s, event("rm1", "u1"), event("rm2", "u1"), event("rm3", "u1"), event("rm4", "u1"))
+	time.Sleep(ttl + 100*time.Millisecond)
+	fresh := streamtest.Append(t, s, event("rm5", "u1"), event("rm6", "u1"))
+	w := rdb.HGet(t.Context(), s.meta, "w").Val()
+	if want := fmt.Sprintf("%d-%d", old[3].Cursor.MS, old[3].Cursor.Seq); w != want {
+		t.Errorf("w = %q, want %q (the newest entry due for trimming)", w, want)
+	}
+	for _, c := range []bridge.Cursor{old[0].Cursor, old[2].Cursor} {
+		if _, err := s.History(t.Context(), bridge.HistoryQuery{Since: c, User: "u1", Limit: 10}); !errors.Is(err, bridge.ErrHistoryExpired) {
+			t.Errorf("History since %s = %v, want ErrHistoryExpired", c, err)
+		}
+	}
+	got, err := s.History(t.Context(), bridge.HistoryQuery{Since: fresh[0].Cursor, User: "u1", Limit: 10})
+	if err != nil || len(got) != 1 || got[0].ID != "rm6" {
+		t.Errorf("History since rm5 = %v, %v; want [rm6]", got, err)
+	}
+	// Trims run in one call in 16 on average: keep appending, one event
+	// at a time, until both the stream and the index lost rm1.
+	rm1 := fmt.Sprintf("%d-%d", old[0].Cursor.MS, old[0].Cursor.Seq)
+	for i := 0; ; i++ {
+		first := rdb.XRangeN(t.Context(), s.events, "-", "+", 1).Val()
+		firstIdx := rdb.XRangeN(t.Context(), s.userKey("u1"), "-", "+", 1).Val()
+		if len(first) > 0 && first[0].ID != rm1 && len(firstIdx) > 0 && firstIdx[0].ID != rm1 {
+			break
+		}
+		if i == 2000 {
+			t.Fatalf("rm1 not trimmed after %d appends: stream starts at %v, index at %v", i, first, firstIdx)
+		}
+		streamtest.Append(t, s, event("rmx"+strconv.Itoa(i), "u1"))
+	}
+}
