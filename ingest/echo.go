@@ -55,7 +55,7 @@ func NewEcho(h *Handler, logger *slog.Logger) *echo.Echo {
 		}
 	}
 	e.HTTPErrorHandler = errorHandler(logger, onProblem)
-	e.Use(requestID, requestLogger(logger), middleware.RecoverWithConfig(middleware.RecoverConfig{
+	e.Use(requestID, requestLogger(logger, h), middleware.RecoverWithConfig(middleware.RecoverConfig{
 		// The panic reaches the request logger, which hands it to the
 		// error handler: logged once, with its stack, answered 500.
 		DisableErrorHandler: true,
@@ -108,7 +108,8 @@ func validRequestID(s string) bool {
 // query string (subscriber tokens travel in ?token=), headers or bodies.
 // The cause of a 5xx is logged by the error handler, so the line carries
 // the error only for client errors.
-func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
+// It also records the duration of ingest requests (h's metrics).
+func requestLogger(logger *slog.Logger, h *Handler) echo.MiddlewareFunc {
 	return middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		HandleError:      true, // so the status logged is the one answered
 		LogLatency:       true,
@@ -138,6 +139,9 @@ func requestLogger(logger *slog.Logger) echo.MiddlewareFunc {
 			}
 			if v.Error != nil && v.Status < 500 {
 				attrs = append(attrs, slog.String("err", clientText(v.Error)))
+			}
+			if h != nil && isIngest(c) {
+				h.tel.observe(c.Request().Context(), v.Method, v.RoutePath, v.Status, v.Latency)
 			}
 			level := slog.LevelInfo
 			switch v.RoutePath {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
@@ -28,6 +29,7 @@ type telemetry struct {
 	accepted    metric.Int64Counter
 	rejected    metric.Int64Counter
 	authFails   metric.Int64Counter
+	duration    metric.Float64Histogram
 }
 
 func newTelemetry(opts Options) telemetry {
@@ -52,6 +54,9 @@ func newTelemetry(opts Options) telemetry {
 	t.accepted, _ = m.Int64Counter("hookwire.events.accepted", metric.WithDescription("Events accepted (202), and duplicates answered 200 (duplicate=true)."))
 	t.rejected, _ = m.Int64Counter("hookwire.events.rejected", metric.WithDescription("Events or requests refused, by reason (the problem type)."))
 	t.authFails, _ = m.Int64Counter("hookwire.auth.failures", metric.WithDescription("Rejected credentials, by endpoint and reason."))
+	t.duration, _ = m.Float64Histogram("http.server.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("Duration of ingest requests."),
+		metric.WithExplicitBucketBoundaries(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 	return t
 }
 
@@ -125,4 +130,14 @@ func (t telemetry) reject(ctx context.Context, p problem.Details) {
 // isIngest reports whether the request is one of this package's routes.
 func isIngest(c echo.Context) bool {
 	return strings.HasPrefix(c.Path(), "/v1/events")
+}
+
+// observe records one ingest request's duration, with the semantic
+// convention's attributes.
+func (t telemetry) observe(ctx context.Context, method, route string, status int, d time.Duration) {
+	t.duration.Record(ctx, d.Seconds(), metric.WithAttributes(
+		semconv.HTTPRequestMethodKey.String(method),
+		semconv.HTTPRoute(route),
+		semconv.HTTPResponseStatusCode(status),
+	))
 }
