@@ -9,6 +9,14 @@ const maxPatternLen = 128
 // ValidPattern reports whether p is a channel pattern: a channel name, or a
 // possibly empty prefix of one followed by "*".
 func ValidPattern(p string) bool {
+	return validPattern(p, func(c byte) bool {
+		return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
+	})
+}
+
+// validPattern reports whether p is 1..maxPatternLen bytes for which ok
+// holds, or a possibly empty prefix of such followed by "*".
+func validPattern(p string, ok func(byte) bool) bool {
 	name, wild := strings.CutSuffix(p, "*")
 	if wild && name == "" {
 		return true
@@ -17,8 +25,7 @@ func ValidPattern(p string) bool {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+		if !ok(name[i]) {
 			return false
 		}
 	}
@@ -30,20 +37,9 @@ func ValidPattern(p string) bool {
 // and the scope separators `*|;,=`, or a possibly empty prefix of one
 // followed by "*".
 func validTypePattern(p string) bool {
-	name, wild := strings.CutSuffix(p, "*")
-	if wild && name == "" {
-		return true
-	}
-	if len(name) == 0 || len(name) > maxPatternLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if c <= ' ' || c > '~' || strings.IndexByte("*|;,=", c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return validPattern(p, func(c byte) bool {
+		return c > ' ' && c <= '~' && strings.IndexByte("*|;,=", c) < 0
+	})
 }
 
 // matchAny reports whether one of patterns grants s: an exact match, or a

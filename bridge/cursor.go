@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"strconv"
@@ -92,6 +93,24 @@ func parseDecimal(s string) (uint64, error) {
 		}
 	}
 	return strconv.ParseUint(s, 10, 64)
+}
+
+// NewEpoch returns a fresh epoch: 10 random characters of [0-9a-z]. Stream
+// adapters call it when the broker has no history.
+func NewEpoch() string {
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+	b := make([]byte, 0, 10)
+	var buf [16]byte
+	for len(b) < cap(b) {
+		rand.Read(buf[:])
+		for _, x := range buf {
+			// 252 = 7*36: reject the rest to keep the draw uniform.
+			if x < 252 && len(b) < cap(b) {
+				b = append(b, alphabet[x%36])
+			}
+		}
+	}
+	return string(b)
 }
 
 func validEpoch(e string) bool {

@@ -14,7 +14,6 @@ package memstream
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"sort"
 	"sync"
@@ -93,7 +92,7 @@ func New(opts Options) *Stream {
 		historyTTL: opts.HistoryTTL,
 		dedupeTTL:  opts.DedupeTTL,
 		now:        opts.Now,
-		epoch:      newEpoch(),
+		epoch:      bridge.NewEpoch(),
 		byUser:     make(map[string][]*bridge.Event),
 		byChan:     make(map[string][]*bridge.Event),
 		seen:       make(map[string]seenID),
@@ -343,20 +342,3 @@ func (s *Stream) Head(ctx context.Context) (bridge.Cursor, error) {
 
 // Ready reports whether the stream can be used: always, for memory.
 func (s *Stream) Ready(ctx context.Context) error { return nil }
-
-// newEpoch returns 10 random characters of [0-9a-z].
-func newEpoch() string {
-	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-	b := make([]byte, 0, 10)
-	var buf [16]byte
-	for len(b) < cap(b) {
-		rand.Read(buf[:])
-		for _, x := range buf {
-			// 252 = 7*36: reject the rest to keep the draw uniform.
-			if x < 252 && len(b) < cap(b) {
-				b = append(b, alphabet[x%36])
-			}
-		}
-	}
-	return string(b)
-}

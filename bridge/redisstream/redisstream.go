@@ -2,7 +2,6 @@ package redisstream
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -147,7 +146,7 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 	if len(evs) == 0 {
 		return []bridge.AppendResult{}, nil
 	}
-	epoch := newEpoch() // used only if the broker has no epoch
+	epoch := bridge.NewEpoch() // used only if the broker has no epoch
 	chunks := make([]*chunk, 0, (len(evs)+chunkEvents-1)/chunkEvents)
 	var c *chunk
 	for i, ev := range evs {
@@ -302,7 +301,7 @@ func parseAppend(cmd *redis.Cmd, res []bridge.AppendResult) error {
 // head returns the current epoch and the last entry ID ("0-0" when
 // empty), creating the epoch when the broker has none.
 func (s *Stream) head(ctx context.Context) (epoch, last string, err error) {
-	v, err := s.scripts.head.Run(ctx, s.rdb, []string{s.events, s.meta}, newEpoch()).StringSlice()
+	v, err := s.scripts.head.Run(ctx, s.rdb, []string{s.events, s.meta}, bridge.NewEpoch()).StringSlice()
 	if err != nil {
 		return "", "", unavailable("read head of "+s.events, err)
 	}
@@ -567,21 +566,4 @@ func (s *Stream) fetch(ctx context.Context, epoch string, ids []string) ([]*brid
 		}
 	}
 	return out, nil
-}
-
-// newEpoch returns 10 random characters of [0-9a-z].
-func newEpoch() string {
-	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
-	b := make([]byte, 0, 10)
-	var buf [16]byte
-	for len(b) < cap(b) {
-		rand.Read(buf[:])
-		for _, x := range buf {
-			// 252 = 7*36: reject the rest to keep the draw uniform.
-			if x < 252 && len(b) < cap(b) {
-				b = append(b, alphabet[x%36])
-			}
-		}
-	}
-	return string(b)
 }
