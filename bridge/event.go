@@ -37,6 +37,8 @@ type Event struct {
 
 	frameOnce sync.Once
 	frame     []byte
+	wireOnce  sync.Once
+	wire      []byte
 	// delivery follows the fan-out on this replica when it is traced.
 	delivery *delivery
 	// live is set for events read from the stream as they came, unset
@@ -186,4 +188,12 @@ func (ev *Event) Frame() []byte {
 		ev.frame = bytes.TrimRight(buf.Bytes(), "\n")
 	})
 	return ev.frame
+}
+
+// Wire returns enc(ev.Frame()), computed once: the delivery layer's own
+// framing of the frame (a WebSocket header, say), shared like the frame by
+// every connection the event goes to. Every call passes the same enc.
+func (ev *Event) Wire(enc func(frame []byte) []byte) []byte {
+	ev.wireOnce.Do(func() { ev.wire = enc(ev.Frame()) })
+	return ev.wire
 }

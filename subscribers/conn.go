@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
@@ -35,36 +36,46 @@ var (
 	errTooSlow = fmt.Errorf("%w: queue overflowed, closed with 1013", bridge.ErrSlowConsumer)
 )
 
-// out is one queued frame; ev is set for event frames, whose fan-out is
-// told (ev.Done) when the frame was written or dropped.
+// out is one queued frame: b holds its bytes as they go on the wire,
+// header included. ev is set for event frames, whose fan-out is told
+// (ev.Done) when the frame was written or dropped. partial marks the rest
+// of a frame the socket took part of: it goes out before anything else and
+// is never dropped, or the client would read a broken stream.
 type out struct {
-	b  []byte
-	ev *bridge.Event
+	b       []byte
+	ev      *bridge.Event
+	partial bool
 }
 
 // conn is one WebSocket connection. It is the bridge.Sink of its
-// subscription: the fan-out queues frames with Send, which never blocks.
+// subscription: the fan-out hands it frames with Send, which never blocks.
 //
-// An idle connection holds one goroutine, its reader. A writer goroutine
-// exists only while there is something to write: push starts one when the
-// queue goes from empty to not, and it exits when the queue is empty again,
-// so the many idle connections of a replica cost no writer stacks. Pings
-// and the token's expiry are timers; WriteControl is safe beside the writer.
+// An idle connection holds one goroutine, its reader. A frame for a
+// connection with nothing queued is written at once by the goroutine that
+// pushes it (the fan-out, usually) with a write that does not wait: on a
+// client that keeps up, an event costs one write(2) per connection and no
+// goroutine hand-off. Only when the socket is full does a writer goroutine
+// start; it owns the wire, writes the rest of the frame and everything
+// queued behind it (one writev a round), and exits when the queue is
+// empty, so idle connections cost no writer stacks. Pings and the token's
+// expiry are timers that push frames like anyone else.
 type conn struct {
 	ws     *websocket.Conn
+	wire   *wire // the socket under ws; every server frame is written to it
 	id     string
 	claims auth.Claims // owned by the reader (refresh replaces it)
 	logger *slog.Logger
 	srv    *Server
 
-	mu        sync.Mutex // guards queue, spare, writing, closeCode, closeText, flush, closeSent
-	queue     []out
-	spare     []out // the writer's drained slice, reused to save allocations
-	writing   bool  // a writer goroutine is running
-	closeCode int   // non-zero once the connection is being closed
-	closeText string
-	flush     bool // write what is queued before the close frame
-	closeSent bool // the close frame was written (or the writer gave up)
+	mu           sync.Mutex // guards queue, spare, writing, closeCode, closeText, flush, closeSent, closeWritten
+	queue        []out
+	spare        []out // the writer's drained slice, reused to save allocations
+	writing      bool  // a writer goroutine is running
+	closeCode    int   // non-zero once the connection is being closed
+	closeText    string
+	flush        bool // write what is queued before the close frame
+	closeSent    bool // the close frame was written (or the writer gave up)
+	closeWritten bool // a close frame (ours or the echo of the client's) is claimed
 
 	writers sync.WaitGroup // the writer goroutine, while one runs
 	room    chan struct{}  // cap 1: the writer made room in the queue
@@ -78,31 +89,82 @@ type conn struct {
 	sub *bridge.Subscription // set by the reader before it reads
 }
 
-// push queues f and makes sure a writer runs. force lets control frames
-// (replies, reset) past the queue bound, so a client is always told why.
-// It returns false when the queue is full or the connection is closing;
-// the caller then still owns f.ev.
+// push writes f now when nothing is queued and the socket has room, and
+// queues it for the writer otherwise. force lets control frames (replies,
+// reset) past the queue bound, so a client is always told why. It returns
+// false when the queue is full or the connection is closing; the caller
+// then still owns f.ev.
 func (c *conn) push(f out, force bool) bool {
 	c.mu.Lock()
 	if c.closeCode != 0 || (!force && len(c.queue) >= queueLen) {
 		c.mu.Unlock()
 		return false
 	}
+	if !c.writing && len(c.queue) == 0 && c.wire.mu.TryLock() {
+		n, err := c.wire.tryWrite(f.b)
+		if err == nil && n < len(f.b) {
+			// The socket is full: a writer takes the wire over, still
+			// locked, and writes the rest first.
+			c.queue = append(c.queue, out{b: f.b[n:], ev: f.ev, partial: n > 0})
+			c.startWriterLocked(true)
+			c.mu.Unlock()
+			return true
+		}
+		c.wire.mu.Unlock()
+		c.mu.Unlock()
+		if err != nil {
+			c.writeFailed([]out{f}, err)
+		} else {
+			c.written(f)
+		}
+		return true
+	}
 	c.queue = append(c.queue, f)
-	c.startWriterLocked()
+	c.startWriterLocked(false)
 	c.mu.Unlock()
 	return true
 }
 
-// startWriterLocked starts the writer goroutine unless one runs. c.mu is
-// held.
-func (c *conn) startWriterLocked() {
+// written accounts for a frame the socket took whole.
+func (c *conn) written(f out) {
+	if f.ev != nil {
+		f.ev.Done(nil)
+		c.srv.metrics.delivered.Add(1)
+		c.srv.metrics.latencyOf(f.ev)
+	}
+}
+
+// writeFailed ends frames with err and closes the connection, which ends
+// the reader.
+func (c *conn) writeFailed(frames []out, err error) {
+	c.srv.metrics.writeErrors.Add(bg, 1)
+	c.logger.Debug("write failed", "err", err)
+	done(frames, fmt.Errorf("conn %s: %w", c.id, err))
+	c.discard(errClosing)
+	c.ws.Close()
+}
+
+// startWriterLocked starts the writer goroutine unless one runs; ownsWire
+// hands it c.wire.mu, held. c.mu is held.
+func (c *conn) startWriterLocked(ownsWire bool) {
 	if c.writing || c.closeSent {
+		if ownsWire {
+			c.wire.mu.Unlock()
+		}
 		return
 	}
 	c.writing = true
 	c.writers.Add(1)
-	go c.writeLoop()
+	go c.writeLoop(ownsWire)
+}
+
+// unstarted splits off the frames of q that may be dropped: all but a
+// partly written first one.
+func unstarted(q []out) (keep, drop []out) {
+	if len(q) > 0 && q[0].partial {
+		return q[:1:1], q[1:]
+	}
+	return nil, q
 }
 
 func (c *conn) signal(ch chan struct{}) {
@@ -130,9 +192,9 @@ func (c *conn) kick(code int, text string, flush bool) {
 	if c.closeCode == 0 {
 		c.closeCode, c.closeText, c.flush = code, text, flush
 		if !flush {
-			dropped, c.queue = c.queue, nil
+			c.queue, dropped = unstarted(c.queue)
 		}
-		c.startWriterLocked()
+		c.startWriterLocked(false)
 	}
 	c.mu.Unlock()
 	done(dropped, errTooSlow)
@@ -157,7 +219,7 @@ func (c *conn) discard(err error) {
 // Send implements bridge.Sink. It never blocks: a connection whose queue is
 // full is closed with 1013, and its client resumes with its last cursor.
 func (c *conn) Send(ev *bridge.Event) {
-	if !c.push(out{ev.Frame(), ev}, false) {
+	if !c.push(out{b: ev.Wire(textFrame), ev: ev}, false) {
 		ev.Done(errTooSlow)
 		c.Overflow()
 	}
@@ -180,7 +242,7 @@ func (c *conn) SendWait(ctx context.Context, ev *bridge.Event) error {
 	timer := time.NewTimer(replayWait)
 	defer timer.Stop()
 	for {
-		if c.push(out{ev.Frame(), ev}, false) {
+		if c.push(out{b: ev.Wire(textFrame), ev: ev}, false) {
 			return nil
 		}
 		c.mu.Lock()
@@ -203,7 +265,7 @@ func (c *conn) SendWait(ctx context.Context, ev *bridge.Event) error {
 // Reset implements bridge.Sink.
 func (c *conn) Reset(reason string) {
 	c.srv.metrics.resets.Add(bg, 1, metric.WithAttributes(attribute.String("reason", reason)))
-	c.push(out{b: encode(resetFrame{Type: "reset", Reason: reason})}, true)
+	c.push(out{b: textFrame(encode(resetFrame{Type: "reset", Reason: reason}))}, true)
 }
 
 // take hands the queued frames to the writer, with the close request if
@@ -240,33 +302,58 @@ func (c *conn) giveBack(frames []out) {
 
 // writeLoop writes what is queued until the queue is empty, then exits; it
 // sends the close frame when a close was requested. Only one runs at a
-// time (push starts it). A failed write closes the connection, which ends
-// the reader.
-func (c *conn) writeLoop() {
+// time (push starts it). With ownsWire it starts holding c.wire.mu, with a
+// partly written frame first in the queue. A failed write closes the
+// connection, which ends the reader.
+func (c *conn) writeLoop(ownsWire bool) {
 	defer c.writers.Done()
+	release := func() {
+		if ownsWire {
+			c.wire.mu.Unlock()
+			ownsWire = false
+		}
+	}
+	defer release()
 	for {
 		frames, code, text, flush, stop := c.take()
 		if stop {
 			return
 		}
 		if code != 0 && !flush {
-			done(frames, errTooSlow)
-			frames = frames[:0]
+			var drop []out
+			frames, drop = unstarted(frames)
+			done(drop, errTooSlow)
 		}
-		if err := c.writeAll(frames); err != nil {
-			c.logger.Debug("write failed", "err", err)
-			c.discard(errClosing)
-			c.ws.Close()
+		if !ownsWire {
+			c.wire.mu.Lock()
+			ownsWire = true
+		}
+		err := c.writeAll(frames)
+		release()
+		if err != nil {
 			c.markStopped()
 			return
 		}
 		c.giveBack(frames)
 		if code != 0 {
-			c.writeCloseFrame(code, text)
+			if c.claimClose() {
+				c.writeCloseFrame(code, text)
+			}
 			c.markStopped()
 			return
 		}
 	}
+}
+
+// claimClose reports whether the caller is the one to write a close frame.
+func (c *conn) claimClose() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closeWritten {
+		return false
+	}
+	c.closeWritten = true
+	return true
 }
 
 // closing reports whether a close was requested.
@@ -283,50 +370,66 @@ func (c *conn) markStopped() {
 	c.mu.Unlock()
 }
 
-// writeAll writes frames under one write deadline.
+// writeAll writes frames in one writev, under one write deadline;
+// c.wire.mu is held.
 func (c *conn) writeAll(frames []out) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	if err := c.ws.SetWriteDeadline(time.Now().Add(writeWait)); err != nil {
-		done(frames, err)
+	bufs := make(net.Buffers, len(frames))
+	for i, f := range frames {
+		bufs[i] = f.b
+	}
+	if err := c.wire.writeAll(bufs, time.Now().Add(writeWait)); err != nil {
+		c.writeFailed(frames, err)
 		return err
 	}
-	delivered := 0
-	for i, f := range frames {
-		err := c.ws.WriteMessage(websocket.TextMessage, f.b)
-		if f.ev != nil {
-			if err != nil {
-				f.ev.Done(fmt.Errorf("conn %s: %w", c.id, err))
-			} else {
-				f.ev.Done(nil)
-				delivered++
-				c.srv.metrics.latencyOf(f.ev)
-			}
-		}
-		if err != nil {
-			c.srv.metrics.writeErrors.Add(bg, 1)
-			done(frames[i+1:], fmt.Errorf("conn %s: %w", c.id, err))
-			c.srv.metrics.deliveries.Add(bg, int64(delivered))
-			return err
-		}
+	for _, f := range frames {
+		c.written(f)
 	}
-	c.srv.metrics.deliveries.Add(bg, int64(delivered))
 	return nil
 }
 
 // writeCloseFrame sends the close frame, then bounds the wait for the
 // client's answer: the reader gets it, or a timeout, and ends.
 func (c *conn) writeCloseFrame(code int, text string) {
-	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(writeWait))
-	_ = c.ws.UnderlyingConn().SetReadDeadline(time.Now().Add(closeGrace))
+	b := frame(opClose, websocket.FormatCloseMessage(code, text))
+	c.wire.mu.Lock()
+	_ = c.wire.writeAll(net.Buffers{b}, time.Now().Add(writeWait))
+	c.wire.mu.Unlock()
+	_ = c.wire.SetReadDeadline(time.Now().Add(closeGrace))
+}
+
+// onClose answers a close frame of the client's with the same code, unless
+// ours is out already; nothing is written after it.
+func (c *conn) onClose(code int, _ string) error {
+	var dropped []out
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode = websocket.CloseNormalClosure
+	}
+	c.flush = false
+	c.queue, dropped = unstarted(c.queue)
+	c.mu.Unlock()
+	done(dropped, errClosing)
+	if !c.claimClose() {
+		return nil
+	}
+	var payload []byte
+	if code != websocket.CloseNoStatusReceived {
+		payload = websocket.FormatCloseMessage(code, "")
+	}
+	c.wire.mu.Lock()
+	_ = c.wire.writeAll(net.Buffers{frame(opClose, payload)}, time.Now().Add(time.Second))
+	c.wire.mu.Unlock()
+	return nil
 }
 
 // startTimers arms the ping timer and the token's expiry.
 func (c *conn) startTimers(pingEvery time.Duration) {
 	var ping func()
 	ping = func() {
-		if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeWait)); err == nil {
+		if c.push(out{b: pingFrame}, true) {
 			c.pinger.Reset(pingEvery)
 		}
 	}
@@ -358,6 +461,11 @@ func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 	}
 	_ = extend()
 	c.ws.SetPongHandler(func(string) error { return extend() })
+	c.ws.SetPingHandler(func(data string) error {
+		c.push(out{b: frame(opPong, []byte(data))}, true)
+		return nil
+	})
+	c.ws.SetCloseHandler(c.onClose)
 	for {
 		typ, b, err := c.ws.ReadMessage()
 		if err != nil {
@@ -389,7 +497,7 @@ func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 	}
 }
 
-func (c *conn) reply(v any) { c.push(out{b: encode(v)}, true) }
+func (c *conn) reply(v any) { c.push(out{b: textFrame(encode(v))}, true) }
 
 func (c *conn) fail(ref string, err error) {
 	var ef *errFrame

@@ -2,6 +2,7 @@ package subscribers
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -13,7 +14,9 @@ import (
 
 // instruments are the Server's metrics, created once.
 type instruments struct {
-	deliveries  metric.Int64Counter
+	// delivered counts event frames written; an observable counter
+	// reports it, so a delivery costs one atomic add.
+	delivered   atomic.Int64
 	writeErrors metric.Int64Counter
 	slowCloses  metric.Int64Counter
 	latency     metric.Float64Histogram
@@ -29,7 +32,11 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	m := mp.Meter("github.com/hookwire/hookwire/subscribers")
 	var i instruments
 	// Errors only come from invalid names or options, fixed here.
-	i.deliveries, _ = m.Int64Counter("hookwire.deliveries", metric.WithDescription("Event frames written to WebSocket connections."))
+	_, _ = m.Int64ObservableCounter("hookwire.deliveries", metric.WithDescription("Event frames written to WebSocket connections."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(i.delivered.Load())
+			return nil
+		}))
 	i.writeErrors, _ = m.Int64Counter("hookwire.write_errors", metric.WithDescription("WebSocket writes that failed."))
 	i.slowCloses, _ = m.Int64Counter("hookwire.slow_consumer_closes", metric.WithDescription("Connections closed with 1013 because their queue overflowed."))
 	i.latency, _ = m.Float64Histogram("hookwire.delivery.latency", metric.WithUnit("s"),

@@ -102,8 +102,8 @@ func New(h hub, v verifier, opts Options) *Server {
 		HandshakeTimeout: 10 * time.Second,
 		// A small read buffer of its own instead of the server's 4 KiB
 		// one (client frames are small; larger ones are read through
-		// it), and a write buffer only while a write is in progress:
-		// idle connections hold next to nothing.
+		// it). hookwire writes its frames itself (wire.go); the pool
+		// keeps gorilla from holding a write buffer per connection.
 		ReadBufferSize:  512,
 		WriteBufferPool: &sync.Pool{},
 		// The Origin was checked before Upgrade is called.
@@ -169,12 +169,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("at most %d connections per user", s.opts.MaxConnsPerUser))
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	wr := &wiring{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(wr, r, nil)
 	if err != nil {
 		s.release(claims.Subject)
 		return // Upgrade answered the client.
 	}
-	s.serve(ws, claims, channels, since) // releases the user's place when it ends
+	s.serve(ws, wr.wire, claims, channels, since) // releases the user's place when it ends
 }
 
 // reserve counts one more connection for user, unless it has too many.
@@ -260,10 +261,10 @@ func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail str
 // serve starts one upgraded connection and returns: the connection runs on
 // its reader goroutine, so the HTTP handler's deep stack is not kept for
 // the connection's life.
-func (s *Server) serve(ws *websocket.Conn, claims auth.Claims, channels []string, since bridge.Cursor) {
+func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor) {
 	id := rand.Text()[:12]
 	c := &conn{
-		ws: ws, id: id, claims: claims, srv: s,
+		ws: ws, wire: wire, id: id, claims: claims, srv: s,
 		logger:  s.logger.With("conn", id, "user", claims.Subject),
 		room:    make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.FrameRate), s.opts.FrameBurst),

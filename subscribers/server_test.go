@@ -297,6 +297,7 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 	fast := e.mustDial("token=" + token("42"))
 	big := json.RawMessage(`"` + strings.Repeat("x", 60000) + `"`)
 	got := make(chan int, 1)
+	halfway := make(chan struct{})
 	go func() {
 		n := 0
 		for {
@@ -306,6 +307,11 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 				return
 			}
 			n++
+			if n == 1000 {
+				// The hub has fanned out 1,000 events of 60 kB: the
+				// slow one's queue (256) and socket buffers overflowed.
+				close(halfway)
+			}
 			if n == 2000 {
 				got <- n
 				return
@@ -315,17 +321,25 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 	for i := range 2000 {
 		e.publish(&bridge.Event{ID: fmt.Sprint(i), Type: "t", Users: []string{"42"}, Data: big})
 	}
-	if n := <-got; n != 2000 {
-		t.Errorf("fast reader got %d of 2000", n)
+	// The slow one did not read while the events went out; it must have
+	// been closed with 1013. It reads from halfway on, not after the last
+	// event, so that a loaded machine cannot turn the close into a timeout
+	// of the server's blocked write.
+	select {
+	case <-halfway:
+	case n := <-got:
+		t.Fatalf("fast reader got %d of 2000", n)
 	}
-	// The slow one never read; it must have been closed with 1013.
 	var err error
 	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for err == nil {
 		_, _, err = slow.ReadMessage()
 	}
 	if !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
-		t.Fatalf("slow consumer: %v, want close 1013", err)
+		t.Errorf("slow consumer: %v, want close 1013", err)
+	}
+	if n := <-got; n != 2000 {
+		t.Errorf("fast reader got %d of 2000", n)
 	}
 }
 

@@ -9,7 +9,9 @@
 #
 # Rate limits are off (HOOKWIRE_PUBLISH_RATE=0, HOOKWIRE_UPGRADE_RATE=0):
 # the load tool is one client on one IP. Set PROFILE=1 to write a CPU
-# profile of the server (perf, when installed) next to the JSON.
+# profile of the server (perf, when installed) next to the JSON. SERVER_ENV
+# adds variables to the server's environment only, for example
+# SERVER_ENV="GOMAXPROCS=1 GOGC=50".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scenario=$1
@@ -27,7 +29,7 @@ for i in $(seq "$runs"); do
 	redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no >"$out/$scenario.$i.redis.log" 2>&1 &
 	rpid=$!
 	for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-	HOOKWIRE_REDIS_URL=redis://127.0.0.1:$rport HOOKWIRE_PUBLISH_RATE=0 HOOKWIRE_UPGRADE_RATE=0 \
+	env ${SERVER_ENV:-} HOOKWIRE_REDIS_URL=redis://127.0.0.1:$rport HOOKWIRE_PUBLISH_RATE=0 HOOKWIRE_UPGRADE_RATE=0 \
 		HOOKWIRE_API_KEYS=$key HOOKWIRE_JWT_SECRET=$secret \
 		"$out/hookwire" serve --listen "127.0.0.1:$hport" >/dev/null 2>"$out/$scenario.$i.server.log" &
 	spid=$!

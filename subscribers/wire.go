@@ -1,0 +1,110 @@
+package subscribers
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+)
+
+// Opcodes of the server frames hookwire writes (RFC 6455 §5.2).
+const (
+	opText  = 0x1
+	opClose = 0x8
+	opPing  = 0x9
+	opPong  = 0xA
+)
+
+// pingFrame is the server's ping: no payload.
+var pingFrame = []byte{0x80 | opPing, 0}
+
+// frame returns a server frame: FIN set, one fragment, unmasked payload
+// (RFC 6455 §5.2). A server frame needs no per-connection state, so an
+// event's frame is built once per replica and its bytes are written as
+// they are to every connection it goes to.
+func frame(opcode byte, payload []byte) []byte {
+	n := len(payload)
+	b := make([]byte, 0, 10+n)
+	b = append(b, 0x80|opcode)
+	switch {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, payload...)
+}
+
+// textFrame is frame(opText, payload).
+func textFrame(payload []byte) []byte { return frame(opText, payload) }
+
+// wire is the socket of one connection, under gorilla/websocket. gorilla
+// does the handshake and reads client frames through it; hookwire writes
+// its own server frames to it. That is what lets the fan-out write an
+// event's prepared bytes itself when the socket has room, with no
+// goroutine hand-off, and lets a connection's writer put every queued
+// frame into one writev.
+//
+// Every write holds mu, gorilla's included (it still writes the close
+// frame of a protocol error itself), so frames never interleave; a frame
+// the socket took only part of keeps mu held until its rest is written.
+type wire struct {
+	net.Conn
+	mu  sync.Mutex
+	raw rawWriter // nil: the socket cannot be written without waiting (TLS, a pipe)
+}
+
+func newWire(nc net.Conn) *wire { return &wire{Conn: nc, raw: rawOf(nc)} }
+
+// Write is gorilla's path to the socket.
+func (w *wire) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.Conn.Write(p)
+}
+
+// tryWrite writes as much of p as the socket takes now, without waiting;
+// w.mu is held. n < len(p) with a nil error means the socket is full.
+func (w *wire) tryWrite(p []byte) (n int, err error) {
+	if !w.raw.ok() {
+		return 0, nil
+	}
+	n, err = w.raw.tryWrite(p)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, nil // a blocking write's deadline is still set: let the writer do it
+	}
+	return n, err
+}
+
+// writeAll writes bufs, in one writev where the platform has it, waiting
+// until deadline at most; w.mu is held.
+func (w *wire) writeAll(bufs net.Buffers, deadline time.Time) error {
+	if err := w.Conn.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	_, err := bufs.WriteTo(w.Conn)
+	// No deadline stays behind to refuse the next non-blocking write.
+	_ = w.Conn.SetWriteDeadline(time.Time{})
+	return err
+}
+
+// wiring is the http.ResponseWriter gorilla upgrades: its Hijack hands
+// gorilla the connection's wire instead of the bare socket.
+type wiring struct {
+	http.ResponseWriter
+	wire *wire
+}
+
+func (w *wiring) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.wire = newWire(nc)
+	return w.wire, brw, nil
+}
