@@ -277,6 +277,12 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 		// Drain took its snapshot while this one was upgrading.
 		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
 	}
+	// The log line and the timers are set up here, on the handler's
+	// goroutine: what the reader goroutine runs before it blocks sets the
+	// size of a stack it keeps for the connection's life (8 KiB with the
+	// log line, 2 KiB without).
+	c.logger.Info("subscriber connected", "channels", len(channels), "resume", !since.IsZero())
+	c.startTimers(s.opts.PingInterval)
 	go s.run(c, channels, since)
 }
 
@@ -291,8 +297,6 @@ func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
 		s.release(c.claims.Subject)
 		s.wg.Done()
 	}()
-	c.logger.InfoContext(ctx, "subscriber connected", "channels", len(channels), "resume", !since.IsZero())
-	c.startTimers(s.opts.PingInterval)
 	err := s.subscribeAndRead(ctx, c, channels, since)
 	cancel()
 	c.mu.Lock()
