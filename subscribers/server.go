@@ -265,7 +265,7 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 	id := rand.Text()[:12]
 	c := &conn{
 		ws: ws, wire: wire, id: id, claims: claims, srv: s,
-		logger:  s.logger.With("conn", id, "user", claims.Subject),
+		user:    claims.Subject,
 		room:    make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.FrameRate), s.opts.FrameBurst),
 	}
@@ -281,7 +281,7 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 	// goroutine: what the reader goroutine runs before it blocks sets the
 	// size of a stack it keeps for the connection's life (8 KiB with the
 	// log line, 2 KiB without).
-	c.logger.Info("subscriber connected", "channels", len(channels), "resume", !since.IsZero())
+	c.log().Info("subscriber connected", "channels", len(channels), "resume", !since.IsZero())
 	c.startTimers(s.opts.PingInterval)
 	go s.run(c, channels, since)
 }
@@ -317,7 +317,7 @@ func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
 	c.discard(errClosing)
 	c.ws.Close()
 	c.writers.Wait()
-	c.logger.InfoContext(ctx, "subscriber disconnected")
+	c.log().InfoContext(ctx, "subscriber disconnected")
 }
 
 // subscribeAndRead registers c with the hub, replaying history when since
@@ -338,7 +338,7 @@ func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []strin
 	r := <-res
 	if r.err != nil {
 		if !errors.Is(r.err, errClosing) && ctx.Err() == nil {
-			c.logger.WarnContext(ctx, "replay failed", "err", r.err)
+			c.log().WarnContext(ctx, "replay failed", "err", r.err)
 			c.fail("", r.err)
 			c.kick(websocket.CloseTryAgainLater, "history unavailable, try again", true)
 		}
@@ -360,7 +360,9 @@ func (s *Server) subscribe(ctx context.Context, c *conn, channels []string, sinc
 		// A fresh connection starts from the head: replaying from it
 		// covers the events read between the Head call and the
 		// registration, and the client learns a cursor to resume from.
-		hctx, hcancel := context.WithTimeout(ctx, 2*time.Second)
+		// Not a child of ctx: a child would leave ctx holding a map of
+		// children for the connection's life. The call is bounded anyway.
+		hctx, hcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		head, err := s.opts.Head(hctx)
 		hcancel()
 		if err == nil && !head.IsZero() {
