@@ -62,6 +62,7 @@ type Stream struct {
 	backoffCap time.Duration
 	// position is the last entry ID a Tail read, for Lag.
 	position atomic.Pointer[string]
+	group    group
 }
 
 var _ bridge.Stream = (*Stream)(nil)
@@ -139,17 +140,15 @@ type chunk struct {
 }
 
 // Append appends evs in order with one script call per chunk of up to 200
-// events, all in one round trip; see bridge.Stream. An event without ID
-// gets one from bridge.NewID. Any Redis failure is returned wrapping
-// bridge.ErrUnavailable.
+// events, all in one round trip; see bridge.Stream. Appends that arrive
+// while another is in flight share the next round trip (group.go). An
+// event without ID gets one from bridge.NewID. Any Redis failure is
+// returned wrapping bridge.ErrUnavailable.
 func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
 	if len(evs) == 0 {
 		return []bridge.AppendResult{}, nil
 	}
-	epoch := bridge.NewEpoch() // used only if the broker has no epoch
-	chunks := make([]*chunk, 0, (len(evs)+chunkEvents-1)/chunkEvents)
-	var c *chunk
-	for i, ev := range evs {
+	for _, ev := range evs {
 		if ev.ID == "" {
 			ev.ID = bridge.NewID()
 		}
@@ -157,6 +156,16 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 			// Far more than the script could unpack anyway.
 			return nil, unavailable("append to "+s.events, fmt.Errorf("event %s has %d trace fields", ev.ID, len(ev.Trace)))
 		}
+	}
+	return s.group.append(ctx, evs, s.appendNow)
+}
+
+// appendNow appends evs, prepared by Append, in one round trip.
+func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
+	epoch := bridge.NewEpoch() // used only if the broker has no epoch
+	chunks := make([]*chunk, 0, (len(evs)+chunkEvents-1)/chunkEvents)
+	var c *chunk
+	for i, ev := range evs {
 		size := eventSize(ev)
 		if c == nil || c.n == chunkEvents || c.size+size > chunkBytes {
 			c = s.newChunk(i, min(len(evs)-i, chunkEvents), epoch)

@@ -1,0 +1,154 @@
+package redisstream
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/bridge/streamtest"
+	"github.com/hookwire/hookwire/internal/redistest"
+)
+
+// TestGroupCommit: concurrent Appends share round trips (fewer script
+// calls than Appends), each gets the results of its own events, and ids
+// posted by two callers at once are appended once: one caller gets the
+// append, the other the duplicate with its cursor.
+func TestGroupCommit(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := srv.Client(t)
+	s := New(rdb, Options{ReadBlock: 300 * time.Millisecond})
+	r := streamtest.StartTail(t, s)
+	const callers, each = 32, 40
+	type got struct {
+		ev  *bridge.Event
+		res bridge.AppendResult
+	}
+	results := make([][]got, callers)
+	sha0, _ := evalCalls(t, rdb)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range each {
+				// Callers 0 and 1 post the same ids: shared ids.
+				id := fmt.Sprintf("g%d-%d", c, i)
+				if c < 2 {
+					id = fmt.Sprintf("shared-%d", i)
+				}
+				evs := []*bridge.Event{event(id, fmt.Sprint("u", c))}
+				if i%5 == 0 {
+					evs = append(evs, event(id+"-b", "v"))
+				}
+				res, err := s.Append(t.Context(), evs)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(res) != len(evs) {
+					t.Errorf("%d results for %d events", len(res), len(evs))
+					return
+				}
+				for k := range evs {
+					results[c] = append(results[c], got{evs[k], res[k]})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	sha, _ := evalCalls(t, rdb)
+	calls := int64(callers * each)
+	t.Logf("%d Appends in %d script calls", calls, sha-sha0)
+	if sha-sha0 >= calls {
+		t.Errorf("%d script calls for %d concurrent Appends: none shared", sha-sha0, calls)
+	}
+
+	byCursor := map[bridge.Cursor]string{}
+	var want []string
+	appended := map[string]int{}
+	for _, rs := range results {
+		for _, g := range rs {
+			if g.res.Cursor.IsZero() {
+				t.Fatalf("%s: zero cursor", g.ev.ID)
+			}
+			if prev, ok := byCursor[g.res.Cursor]; ok && prev != g.ev.ID {
+				t.Fatalf("cursor %s answered for %s and %s", g.res.Cursor, prev, g.ev.ID)
+			}
+			byCursor[g.res.Cursor] = g.ev.ID
+			if !g.res.Duplicate {
+				appended[g.ev.ID]++
+				want = append(want, g.ev.ID)
+			}
+		}
+	}
+	for id, n := range appended {
+		if n != 1 {
+			t.Errorf("%s appended %d times", id, n)
+		}
+	}
+	for i := range each {
+		id := fmt.Sprintf("shared-%d", i)
+		if appended[id] != 1 {
+			t.Errorf("%s appended %d times by the two callers, want 1", id, appended[id])
+		}
+	}
+	// The stream holds each appended event once, at the cursor its
+	// caller was given.
+	evs := r.WaitIDs(t, 10*time.Second, want...)
+	for _, e := range evs {
+		if byCursor[e.Cursor] != e.ID {
+			t.Errorf("stream has %s at %s, its caller was told %s", e.ID, e.Cursor, byCursor[e.Cursor])
+		}
+	}
+}
+
+// TestGroupCancelledWaiter: a caller that gives up while queued gets its
+// context's error at once; the others are not held up.
+func TestGroupCancelledWaiter(t *testing.T) {
+	var g group
+	release := make(chan struct{})
+	slow := func(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
+		<-release
+		return make([]bridge.AppendResult, len(evs)), nil
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := g.append(t.Context(), []*bridge.Event{{ID: "a"}}, slow)
+		first <- err
+	}()
+	for {
+		g.mu.Lock()
+		busy := g.busy
+		g.mu.Unlock()
+		if busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := g.append(ctx, []*bridge.Event{{ID: "b"}}, slow); err == nil {
+		t.Fatal("a cancelled waiter got no error")
+	}
+	other := make(chan error, 1)
+	go func() {
+		res, err := g.append(t.Context(), []*bridge.Event{{ID: "c"}, {ID: "d"}}, slow)
+		if err == nil && len(res) != 2 {
+			err = fmt.Errorf("%d results for 2 events", len(res))
+		}
+		other <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	close(release)
+	for _, ch := range []chan error{first, other} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Error(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an Append did not return")
+		}
+	}
+}
