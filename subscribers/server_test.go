@@ -2,6 +2,7 @@ package subscribers_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,9 +29,15 @@ type env struct {
 	hub    *bridge.Hub
 	srv    *subscribers.Server
 	url    string
+	tls    bool
 }
 
 func newEnv(t *testing.T, opts subscribers.Options) *env {
+	t.Helper()
+	return newEnvWith(t, opts, httptest.NewServer)
+}
+
+func newEnvWith(t *testing.T, opts subscribers.Options, start func(http.Handler) *httptest.Server) *env {
 	t.Helper()
 	st := memstream.New(memstream.Options{})
 	hub := bridge.NewHub(st, bridge.HubOptions{})
@@ -45,7 +52,7 @@ func newEnv(t *testing.T, opts subscribers.Options) *env {
 		opts.Head = st.Head
 	}
 	srv := subscribers.New(hub, v, opts)
-	hs := httptest.NewServer(srv)
+	hs := start(srv)
 	t.Cleanup(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		srv.Drain(dctx)
@@ -54,7 +61,7 @@ func newEnv(t *testing.T, opts subscribers.Options) *env {
 		cancel()
 		<-done
 	})
-	return &env{t: t, stream: st, hub: hub, srv: srv, url: "ws" + strings.TrimPrefix(hs.URL, "http")}
+	return &env{t: t, stream: st, hub: hub, srv: srv, url: "ws" + strings.TrimPrefix(hs.URL, "http"), tls: hs.TLS != nil}
 }
 
 func token(sub string, channels ...string) string {
@@ -66,7 +73,11 @@ func token(sub string, channels ...string) string {
 }
 
 func (e *env) dial(query string, hdr http.Header) (*websocket.Conn, *http.Response, error) {
-	ws, resp, err := websocket.DefaultDialer.Dial(e.url+"?"+query, hdr)
+	d := websocket.DefaultDialer
+	if e.tls {
+		d = &websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	ws, resp, err := d.Dial(e.url+"?"+query, hdr)
 	if err == nil {
 		e.t.Cleanup(func() { ws.Close() })
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,15 @@ import (
 // Frames written by hookwire's own framing read back whole with gorilla at
 // every length class of the header (7-bit, 16-bit and 64-bit lengths).
 func TestFramesOfEveryLengthClass(t *testing.T) {
-	e := newEnv(t, subscribers.Options{})
+	t.Run("tcp", func(t *testing.T) { framesOfEveryLengthClass(t, newEnv(t, subscribers.Options{})) })
+	// Over TLS the socket cannot be written without waiting, so every
+	// frame goes through the connection's writer goroutine.
+	t.Run("tls", func(t *testing.T) {
+		framesOfEveryLengthClass(t, newEnvWith(t, subscribers.Options{}, httptest.NewTLSServer))
+	})
+}
+
+func framesOfEveryLengthClass(t *testing.T, e *env) {
 	ws := e.mustDial("token=" + token("42"))
 	// The frame's JSON around data is about 150 bytes: these sizes put
 	// frames on both sides of 125 and 65,535.
