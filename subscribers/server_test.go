@@ -24,7 +24,7 @@ import (
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	stream *memstream.Stream
 	hub    *bridge.Hub
 	srv    *subscribers.Server
@@ -32,12 +32,12 @@ type env struct {
 	tls    bool
 }
 
-func newEnv(t *testing.T, opts subscribers.Options) *env {
+func newEnv(t testing.TB, opts subscribers.Options) *env {
 	t.Helper()
 	return newEnvWith(t, opts, httptest.NewServer)
 }
 
-func newEnvWith(t *testing.T, opts subscribers.Options, start func(http.Handler) *httptest.Server) *env {
+func newEnvWith(t testing.TB, opts subscribers.Options, start func(http.Handler) *httptest.Server) *env {
 	t.Helper()
 	st := memstream.New(memstream.Options{})
 	hub := bridge.NewHub(st, bridge.HubOptions{})
@@ -96,7 +96,7 @@ func (e *env) mustDial(query string) *websocket.Conn {
 	return ws
 }
 
-func read(t *testing.T, ws *websocket.Conn) map[string]any {
+func read(t testing.TB, ws *websocket.Conn) map[string]any {
 	t.Helper()
 	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, b, err := ws.ReadMessage()

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,5 +103,65 @@ func TestEventWireBuiltOnce(t *testing.T) {
 	a, b := ev.Wire(enc), ev.Wire(enc)
 	if calls != 1 || !bytes.Equal(a, b) || !bytes.Equal(a[2:], ev.Frame()) {
 		t.Fatalf("Wire called enc %d times", calls)
+	}
+}
+
+// BenchmarkBroadcastToSockets: the fan-out loop end to end in one process:
+// Hub.Publish of one channel event to n WebSocket connections on loopback,
+// each frame written by the fan-out itself, and n gorilla clients reading.
+// deliveries/s counts frames received; the readers share the CPUs.
+func BenchmarkBroadcastToSockets(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("conns=%d", n), func(b *testing.B) {
+			e := newEnv(b, subscribers.Options{MaxConnsPerUser: n})
+			tok := token("42", "news")
+			var got atomic.Int64
+			each := make([]atomic.Int64, n) // frames each connection received
+			for i := range n {
+				ws := e.mustDial("token=" + tok + "&channels=news")
+				ws.SetReadDeadline(time.Time{}) // mustDial's stays behind
+				go func() {
+					for {
+						if _, _, err := ws.NextReader(); err != nil {
+							return
+						}
+						each[i].Add(1)
+						got.Add(1)
+					}
+				}()
+			}
+			slowest := func() int64 {
+				m := each[0].Load()
+				for i := range each {
+					m = min(m, each[i].Load())
+				}
+				return m
+			}
+			data := json.RawMessage(`{"balance":"12.50","currency":"EUR"}`)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				// At most 64 events in flight to any connection,
+				// well within its queue (256): a flood would measure
+				// slow-consumer closes.
+				for spin := time.Now(); slowest() < int64(i-64); {
+					if time.Since(spin) > 10*time.Second {
+						b.Fatalf("event %d: the slowest connection received %d", i, slowest())
+					}
+					runtime.Gosched()
+				}
+				e.hub.Publish(bridge.Batch{Events: []*bridge.Event{{ID: fmt.Sprint(i), Type: "balance.updated", Channel: "news", Data: data, Time: time.Now()}}})
+			}
+			want := int64(n) * int64(b.N)
+			deadline := time.Now().Add(30 * time.Second)
+			for got.Load() < want && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			b.StopTimer()
+			if got.Load() != want {
+				b.Fatalf("%d of %d frames received", got.Load(), want)
+			}
+			b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
+		})
 	}
 }
