@@ -10,6 +10,6 @@ type rawWriter struct{}
 
 func rawOf(net.Conn) rawWriter { return rawWriter{} }
 
-func (rawWriter) ok() bool { return false }
+func (*rawWriter) ok() bool { return false }
 
-func (rawWriter) tryWrite([]byte) (int, error) { return 0, nil }
+func (*rawWriter) tryWrite([]byte) (int, error) { return 0, nil }

@@ -8,7 +8,31 @@ import (
 )
 
 // rawWriter writes to a socket's descriptor without waiting for room.
-type rawWriter struct{ rc syscall.RawConn }
+type rawWriter struct {
+	rc syscall.RawConn
+	// op is the state of one write, made on the first: RawConn.Write
+	// takes a func, and a fresh closure with its results would cost
+	// three allocations a delivery. The wire's lock guards it.
+	op *rawOp
+}
+
+type rawOp struct {
+	p   []byte
+	n   int
+	err error
+	fn  func(fd uintptr) bool
+}
+
+// write is one write(2) on the non-blocking descriptor.
+func (o *rawOp) write(fd uintptr) bool {
+	for {
+		o.n, o.err = syscall.Write(int(fd), o.p)
+		if o.err != syscall.EINTR {
+			break
+		}
+	}
+	return true // never wait for writability
+}
 
 func rawOf(nc net.Conn) rawWriter {
 	sc, ok := nc.(syscall.Conn)
@@ -19,27 +43,25 @@ func rawOf(nc net.Conn) rawWriter {
 	if err != nil {
 		return rawWriter{}
 	}
-	return rawWriter{rc}
+	return rawWriter{rc: rc}
 }
 
-func (r rawWriter) ok() bool { return r.rc != nil }
+func (r *rawWriter) ok() bool { return r.rc != nil }
 
-// tryWrite is one write(2) on the non-blocking descriptor; EAGAIN is
-// "nothing written", not an error. The runtime's write lock is held
-// around it, as for any write on the connection.
-func (r rawWriter) tryWrite(p []byte) (n int, err error) {
-	werr := r.rc.Write(func(fd uintptr) bool {
-		for {
-			n, err = syscall.Write(int(fd), p)
-			if err != syscall.EINTR {
-				break
-			}
-		}
-		return true // never wait for writability
-	})
-	if n < 0 {
-		n = 0
+// tryWrite writes what the socket takes of p now; EAGAIN is "nothing
+// written", not an error. The runtime's write lock is held around it, as
+// for any write on the connection.
+func (r *rawWriter) tryWrite(p []byte) (n int, err error) {
+	o := r.op
+	if o == nil {
+		o = new(rawOp)
+		o.fn = o.write
+		r.op = o
 	}
+	o.p, o.n = p, 0
+	werr := r.rc.Write(o.fn)
+	n, err = max(o.n, 0), o.err
+	o.p, o.err = nil, nil
 	if err == syscall.EAGAIN {
 		err = nil
 	}
