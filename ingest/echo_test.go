@@ -73,7 +73,7 @@ func TestRequestID(t *testing.T) {
 				t.Errorf("X-Request-Id = %q, want a fresh valid id instead of %q", got, tt.in)
 			}
 			p := decodeProblem(t, rec, http.StatusNotFound, problem.NotFound) // checks request_id == header
-			lines := logs.lines(t)
+			lines := logLines(t, logs)
 			if len(lines) != 1 || lines[0]["msg"] != "request" || lines[0]["request_id"] != p.RequestID {
 				t.Errorf("log = %v, want one request line with request_id %s", lines, p.RequestID)
 			}
@@ -103,7 +103,7 @@ func TestRequestLog(t *testing.T) {
 		}
 	}
 	var requests, accepted int
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs) {
 		switch l["msg"] {
 		case "request":
 			requests++
@@ -122,7 +122,7 @@ func TestRequestLog(t *testing.T) {
 	if requests != 3 || accepted != 1 {
 		t.Errorf("%d request lines, %d event lines; want 3, 1:\n%s", requests, accepted, out)
 	}
-	lines := logs.lines(t)
+	lines := logLines(t, logs)
 	if lines[1]["publisher"] != publisher || lines[1]["status"] != 202.0 {
 		t.Errorf("first request line %v, want publisher and status 202", lines[1])
 	}
@@ -143,7 +143,7 @@ func TestPanic(t *testing.T) {
 		t.Errorf("panic value leaked: %s", rec.Body)
 	}
 	var found bool
-	for _, l := range logs.lines(t) {
+	for _, l := range logLines(t, logs) {
 		if l["msg"] == "request failed" {
 			found = true
 			if l["level"] != "ERROR" || l["request_id"] != p.RequestID ||

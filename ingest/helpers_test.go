@@ -1,10 +1,8 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/hookwire/hookwire/auth"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,9 +11,12 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hookwire/hookwire/bridge"
-	"github.com/hookwire/hookwire/problem"
 	"github.com/labstack/echo/v4"
+
+	"github.com/hookwire/hookwire/auth"
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/internal/syncbuf"
+	"github.com/hookwire/hookwire/problem"
 )
 
 const (
@@ -87,33 +88,16 @@ func (k fakeKeys) Publisher(key string) (auth.Publisher, bool) {
 
 // newTestEcho returns NewEcho over a fake stream with one key, logging into
 // a buffer.
-func newTestEcho(t testing.TB, s *fakeStream, opts Options) (*echo.Echo, *syncBuffer) {
+func newTestEcho(t testing.TB, s *fakeStream, opts Options) (*echo.Echo, *syncbuf.Buffer) {
 	t.Helper()
-	logs := new(syncBuffer)
+	logs := new(syncbuf.Buffer)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Logger = logger
 	return NewEcho(New(s, fakeKeys{goodKey: publisher}, opts), logger), logs
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// lines returns the JSON log records.
-func (b *syncBuffer) lines(t testing.TB) []map[string]any {
+// logLines returns the JSON log records in b.
+func logLines(t testing.TB, b *syncbuf.Buffer) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {

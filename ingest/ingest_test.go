@@ -371,7 +371,7 @@ func TestAppendFails(t *testing.T) {
 					t.Errorf("detail = %q", p.Detail)
 				}
 				var logged bool
-				for _, l := range logs.lines(t) {
+				for _, l := range logLines(t, logs) {
 					if l["msg"] == "request failed" && l["request_id"] == p.RequestID && l["err"] != "" {
 						logged = true
 					}

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hookwire/hookwire/internal/syncbuf"
 )
 
 const (
@@ -138,7 +139,7 @@ func startServer(t *testing.T, bin string) (string, int) {
 	// upgrade rates are unlimited (variables an older server ignores).
 	cmd.Env = append(os.Environ(), "HOOKWIRE_API_KEYS="+smokeKey, "HOOKWIRE_JWT_SECRET="+smokeSecret, "HOOKWIRE_REDIS_URL=",
 		"HOOKWIRE_PUBLISH_RATE=0", "HOOKWIRE_UPGRADE_RATE=0")
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.Discard
 	cmd.Stderr = io.MultiWriter(&logs, pw)
@@ -181,21 +182,4 @@ func startServer(t *testing.T, bin string) (string, int) {
 		t.Fatalf("server did not start: %s", logs.String())
 	}
 	return "", 0
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hookwire/hookwire/internal/redistest"
+	"github.com/hookwire/hookwire/internal/syncbuf"
 )
 
 // browserTimeout bounds one headless browser, from its start to its end.
@@ -173,7 +174,7 @@ func framesHave(id string) string {
 type page struct {
 	t       *testing.T
 	ctx     context.Context
-	console *lockedBuffer // the page's console messages and uncaught exceptions
+	console *syncbuf.Buffer // the page's console messages and uncaught exceptions
 }
 
 // openPage starts a headless Chromium, bounded by browserTimeout, and
@@ -182,7 +183,7 @@ type page struct {
 func openPage(t *testing.T, exe, url string) *page {
 	t.Helper()
 	dataDir := t.TempDir() // before the cleanup below, so removed after the browser stopped
-	output := &lockedBuffer{}
+	output := &syncbuf.Buffer{}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(exe),
 		chromedp.Headless,
@@ -200,7 +201,7 @@ func openPage(t *testing.T, exe, url string) *page {
 	timeoutCtx, cancelTimeout := context.WithTimeout(context.Background(), browserTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(timeoutCtx, opts...)
 	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	p := &page{t: t, ctx: ctx, console: &lockedBuffer{}}
+	p := &page{t: t, ctx: ctx, console: &syncbuf.Buffer{}}
 	t.Cleanup(func() {
 		cancelCtx()
 		cancelAlloc() // waits for the browser to exit

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/internal/redistest"
+	"github.com/hookwire/hookwire/internal/syncbuf"
 )
 
 // binary is the hookwire binary built once for the black-box tests.
@@ -58,26 +58,9 @@ type replica struct {
 	t      *testing.T
 	cmd    *exec.Cmd
 	base   string // http://127.0.0.1:port
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *syncbuf.Buffer
+	stderr *syncbuf.Buffer
 	exited chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 var listenRE = regexp.MustCompile(`hookwire listening.*?\baddr(?:":"|=)([^"\s]+)`)
@@ -88,7 +71,7 @@ func startReplica(t *testing.T, env []string, args ...string) *replica {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	r := &replica{t: t, cmd: cmd, stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	r := &replica{t: t, cmd: cmd, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout = r.stdout
 	cmd.Stderr = io.MultiWriter(r.stderr, pw)

@@ -8,7 +8,6 @@
 package redistest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hookwire/hookwire/internal/syncbuf"
 )
 
 // startTimeout bounds how long a server may take to answer PING.
@@ -47,9 +48,9 @@ type Server struct {
 	args []string
 
 	mu  sync.Mutex
-	cmd *exec.Cmd     // nil while stopped
-	out *syncBuffer   // the running process's output
-	end chan struct{} // closed when cmd has been waited for
+	cmd *exec.Cmd       // nil while stopped
+	out *syncbuf.Buffer // the running process's output
+	end chan struct{}   // closed when cmd has been waited for
 }
 
 // Start starts a redis-server and returns once it answers PING. It stops
@@ -120,7 +121,7 @@ func (s *Server) start() error {
 	if s.cmd != nil {
 		return fmt.Errorf("redis-server on port %d is already running", s.port)
 	}
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Dir = s.dir
 	cmd.Stdout, cmd.Stderr = out, out
@@ -228,22 +229,4 @@ func (s *Server) stop() {
 	case <-time.After(5 * time.Second):
 		s.killLocked()
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
