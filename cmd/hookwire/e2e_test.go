@@ -161,7 +161,17 @@ func (r *replica) connect(t *testing.T, query string) *subscriber {
 	if err != nil {
 		t.Fatalf("dial %s: %v %v", r.base, err, resp)
 	}
-	s := &subscriber{ws: ws, frames: make(chan map[string]any, 1000), closed: make(chan error, 1)}
+	s := collect(t, ws, 1000)
+	if f := s.next(t); f["type"] != "welcome" {
+		t.Fatalf("first frame %v", f)
+	}
+	return s
+}
+
+// collect reads ws's frames into a subscriber until the connection ends;
+// a frame that is not JSON arrives as {"unparsable": text}.
+func collect(t *testing.T, ws *websocket.Conn, buffer int) *subscriber {
+	s := &subscriber{ws: ws, frames: make(chan map[string]any, buffer), closed: make(chan error, 1)}
 	go func() {
 		for {
 			_, b, err := ws.ReadMessage()
@@ -170,14 +180,13 @@ func (r *replica) connect(t *testing.T, query string) *subscriber {
 				return
 			}
 			var f map[string]any
-			json.Unmarshal(b, &f)
+			if err := json.Unmarshal(b, &f); err != nil {
+				f = map[string]any{"unparsable": string(b)}
+			}
 			s.frames <- f
 		}
 	}()
 	t.Cleanup(func() { ws.Close() })
-	if f := s.next(t); f["type"] != "welcome" {
-		t.Fatalf("first frame %v", f)
-	}
 	return s
 }
 

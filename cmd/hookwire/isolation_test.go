@@ -216,22 +216,7 @@ func isoOpen(t *testing.T, reps []*replica, idx int, sp isoConnSpec, st *isoSetu
 		t.Fatalf("conn#%d user %q claims %q: channels=%q: %v status %d", idx, sp.user, sp.claims, granted, err, status)
 	}
 	st.connected++
-	s := &subscriber{ws: ws, frames: make(chan map[string]any, 4096), closed: make(chan error, 1)}
-	go func() {
-		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
-				s.closed <- err
-				return
-			}
-			var f map[string]any
-			if err := json.Unmarshal(b, &f); err != nil {
-				f = map[string]any{"unparsable": string(b)}
-			}
-			s.frames <- f
-		}
-	}()
-	t.Cleanup(func() { ws.Close() })
+	s := collect(t, ws, 4096)
 	if f := s.next(t); f["type"] != "welcome" || f["user"] != sp.user {
 		t.Fatalf("conn#%d user %q: first frame %v", idx, sp.user, f)
 	}
