@@ -13,10 +13,10 @@ import (
 // nopSink takes events as a connection's queue would, without a socket.
 type nopSink struct{ n int }
 
-func (s *nopSink) Send(ev *bridge.Event)                              { s.n++; ev.Done(nil) }
-func (s *nopSink) SendWait(_ context.Context, ev *bridge.Event) error { s.Send(ev); return nil }
-func (s *nopSink) Reset(string)                                       {}
-func (s *nopSink) Overflow()                                          {}
+func (s *nopSink) Send(d bridge.Delivery)                              { s.n++; d.Done(nil) }
+func (s *nopSink) SendWait(_ context.Context, d bridge.Delivery) error { s.Send(d); return nil }
+func (s *nopSink) Reset(string)                                        {}
+func (s *nopSink) Overflow()                                           {}
 
 func benchEvent(users []string, channel string) *bridge.Event {
 	return &bridge.Event{

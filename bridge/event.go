@@ -21,16 +21,25 @@ const (
 )
 
 // An Event is one accepted message. Stream implementations fill Cursor and
-// Time when they append or read it; after that an Event is immutable and
-// shared by every connection it is delivered to.
+// Time when they append or read it; after that an Event is read-only: the
+// fan-out, every replay and every connection it is delivered to share it,
+// from any goroutine, and none writes it. What one delivery knows of the
+// event (live or replayed, its trace) travels beside it in a Delivery.
+//
+// The only state an Event holds besides its fields is the cache of its
+// encoded frame (Frame, Wire): each is computed once under a sync.Once,
+// from the read-only fields alone, so every reader gets the same bytes.
 type Event struct {
 	ID      string
 	Type    string
 	Users   []string
 	Channel string
-	Data    json.RawMessage
-	Cursor  Cursor
-	Time    time.Time
+	// Source is the CloudEvents source of an event posted as a CloudEvent
+	// (CONTRACT.md §7); the frame carries it when it is set.
+	Source string
+	Data   json.RawMessage
+	Cursor Cursor
+	Time   time.Time
 	// Trace is the W3C trace context (traceparent, tracestate) of the
 	// append, carried through the stream so fan-out spans join the trace.
 	Trace map[string]string
@@ -39,16 +48,7 @@ type Event struct {
 	frame     []byte
 	wireOnce  sync.Once
 	wire      []byte
-	// delivery follows the fan-out on this replica when it is traced.
-	delivery *delivery
-	// live is set for events read from the stream as they came, unset
-	// for those read from history by a replay.
-	live bool
 }
-
-// Live reports whether ev reached this replica as it was appended (its age
-// at delivery is the delivery latency), not from history by a replay.
-func (ev *Event) Live() bool { return ev.live }
 
 // NewID returns a fresh event ID for events posted without one.
 func NewID() string { return "evt_" + rand.Text() }
@@ -150,7 +150,7 @@ func (ev *Event) Matches(user string, subscribed func(channel string) bool) bool
 	return len(ev.Users) == 0 || ev.HasUser(user)
 }
 
-var errFrame = errors.New("encode frame")
+var errEncodeFrame = errors.New("encode frame")
 
 // wireEvent is the "event" frame of the WebSocket protocol.
 type wireEvent struct {
@@ -159,6 +159,7 @@ type wireEvent struct {
 	Cursor  string          `json:"cursor"`
 	Event   string          `json:"event"`
 	Channel string          `json:"channel,omitempty"`
+	Source  string          `json:"source,omitempty"`
 	Data    json.RawMessage `json:"data"`
 	Time    string          `json:"time"`
 	// TraceParent lets a browser continue the event's trace.
@@ -179,11 +180,11 @@ func (ev *Event) Frame() []byte {
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(wireEvent{
 			Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
-			Channel: ev.Channel, Data: data, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+			Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.Time.UTC().Format(time.RFC3339Nano),
 			TraceParent: ev.Trace["traceparent"],
 		}); err != nil {
 			// Data was validated on ingest; this is a programming error.
-			panic(fmt.Errorf("%w: %v", errFrame, err))
+			panic(fmt.Errorf("%w: %v", errEncodeFrame, err))
 		}
 		ev.frame = bytes.TrimRight(buf.Bytes(), "\n")
 	})

@@ -19,15 +19,15 @@ import (
 // A Sink receives the events of one subscription: in hookwire, one
 // WebSocket connection's outgoing queue.
 type Sink interface {
-	// Send queues ev without blocking. A sink whose queue is full closes
+	// Send queues d without blocking. A sink whose queue is full closes
 	// itself (the client resumes with its last cursor); it never makes
 	// the fan-out wait.
-	Send(ev *Event)
-	// SendWait queues ev, waiting for room until ctx is done. Replays
+	Send(d Delivery)
+	// SendWait queues d, waiting for room until ctx is done. Replays
 	// use it: they run on the subscriber's own goroutine. When it
-	// returns an error, the sink did not take ev (and will not call
-	// ev.Done).
-	SendWait(ctx context.Context, ev *Event) error
+	// returns an error, the sink did not take d (and will not call
+	// d.Done).
+	SendWait(ctx context.Context, d Delivery) error
 	// Reset tells the subscriber that events it should have had may be
 	// lost, so it must reload its state.
 	Reset(reason string)
@@ -36,7 +36,7 @@ type Sink interface {
 	Overflow()
 }
 
-// A Sink calls ev.Done once for every event passed to Send or SendWait,
+// A Sink calls d.Done once for every Delivery passed to Send or SendWait,
 // when the event was written or dropped.
 
 // ResetHistoryExpired is the reason of a Reset when the history no longer
@@ -144,11 +144,6 @@ func (h *Hub) Run(ctx context.Context, t tailer) error {
 // Publish fans a batch out to the matching subscriptions. It never blocks
 // on a subscriber. Run calls it; tests may call it directly.
 func (h *Hub) Publish(b Batch) {
-	if h.tracing {
-		for _, ev := range b.Events {
-			h.startProcess(ev)
-		}
-	}
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if b.Reset {
@@ -160,9 +155,12 @@ func (h *Hub) Publish(b Batch) {
 		}
 	}
 	for _, ev := range b.Events {
-		ev.live = true
-		h.route(ev, func(s *Subscription) { s.deliver(ev) })
-		ev.endRouting()
+		d := Delivery{Event: ev, Live: true}
+		if h.tracing {
+			d.fanout = h.startProcess(ev)
+		}
+		h.route(ev, func(s *Subscription) { s.deliver(d) })
+		d.fanout.endRouting()
 	}
 }
 
@@ -304,7 +302,7 @@ type Subscription struct {
 
 	mu      sync.Mutex // guards holding, held, floor, closed
 	holding bool
-	held    []*Event
+	held    []Delivery // a zero Delivery stands for a Reset
 	// floor is the last cursor the connect-time replay covered: live
 	// events at or before it were already sent (or processed by the
 	// client before it resumed) and are dropped, so a replica whose
@@ -403,7 +401,8 @@ func (s *Subscription) Close() {
 }
 
 // deliver is called by the fan-out with hub.mu read-locked.
-func (s *Subscription) deliver(ev *Event) {
+func (s *Subscription) deliver(d Delivery) {
+	ev := d.Event
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -417,19 +416,19 @@ func (s *Subscription) deliver(ev *Event) {
 			s.sink.Overflow()
 			return
 		}
-		ev.handoff()
-		s.held = append(s.held, ev)
+		d.handoff()
+		s.held = append(s.held, d)
 	default:
-		ev.handoff()
-		s.sink.Send(ev)
+		d.handoff()
+		s.sink.Send(d)
 	}
 }
 
 // dropHeld ends the held events' deliveries. s.mu is held.
 func (s *Subscription) dropHeld(err error) {
-	for _, ev := range s.held {
-		if ev != nil {
-			ev.Done(err)
+	for _, d := range s.held {
+		if d.Event != nil {
+			d.Done(err)
 		}
 	}
 	s.held = nil
@@ -445,7 +444,7 @@ func (s *Subscription) reset() {
 	if s.holding {
 		// The replay in progress will see ErrHistoryExpired or the
 		// new epoch; hold the reset back until then.
-		s.held = append(s.held, nil)
+		s.held = append(s.held, Delivery{})
 		return
 	}
 	s.sink.Reset(ResetHistoryExpired)
@@ -492,7 +491,7 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 					ectx := s.hub.propagator.Extract(context.Background(), propagation.MapCarrier(ev.Trace))
 					span.AddLink(trace.LinkFromContext(ectx))
 				}
-				if err := s.sink.SendWait(ctx, ev); err != nil {
+				if err := s.sink.SendWait(ctx, Delivery{Event: ev}); err != nil {
 					return err
 				}
 				sent++
@@ -530,7 +529,8 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 			return nil
 		}
 		s.mu.Unlock()
-		for i, ev := range batch {
+		for i, d := range batch {
+			ev := d.Event
 			if ev == nil { // a Reset that arrived while holding
 				floor = Cursor{}
 				s.sink.Reset(ResetHistoryExpired)
@@ -540,12 +540,12 @@ func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Ev
 			// the client before it resumed). A Join replays one channel
 			// only, so other held events are kept.
 			if !floor.IsZero() && ev.Cursor.Epoch == floor.Epoch && !floor.Before(ev.Cursor) && (connect || want(ev)) {
-				ev.covered()
+				d.covered()
 				continue
 			}
-			if err := s.sink.SendWait(ctx, ev); err != nil {
+			if err := s.sink.SendWait(ctx, d); err != nil {
 				for _, rest := range batch[i:] {
-					if rest != nil {
+					if rest.Event != nil {
 						rest.Done(err)
 					}
 				}

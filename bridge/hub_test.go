@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -14,18 +15,20 @@ import (
 type sink struct {
 	mu       sync.Mutex
 	got      []string // event ids, "reset:<reason>" and "overflow"
+	took     []bridge.Delivery
 	onSend   func()
 	overflow bool
 }
 
-func (s *sink) Send(ev *bridge.Event) {
+func (s *sink) Send(d bridge.Delivery) {
 	s.mu.Lock()
-	s.got = append(s.got, ev.ID)
+	s.got = append(s.got, d.Event.ID)
+	s.took = append(s.took, d)
 	s.mu.Unlock()
 }
 
-func (s *sink) SendWait(_ context.Context, ev *bridge.Event) error {
-	s.Send(ev)
+func (s *sink) SendWait(_ context.Context, d bridge.Delivery) error {
+	s.Send(d)
 	if s.onSend != nil {
 		s.onSend()
 	}
@@ -265,5 +268,17 @@ func TestJoinReplaysChannelOnly(t *testing.T) {
 	}
 	if len(order) != 1 {
 		t.Errorf("registered called %d times", len(order))
+	}
+}
+
+func TestFrameCarriesSource(t *testing.T) {
+	e := ev(1, []string{"42"}, "")
+	if strings.Contains(string(e.Frame()), `"source"`) {
+		t.Errorf("frame %s has a source", e.Frame())
+	}
+	e = ev(1, []string{"42"}, "")
+	e.Source = "/github/acme"
+	if !strings.Contains(string(e.Frame()), `"source":"/github/acme"`) {
+		t.Errorf("frame %s lacks the source", e.Frame())
 	}
 }

@@ -20,10 +20,12 @@ const (
 	attrFailed  = attribute.Key("hookwire.connections.failed")
 )
 
-// delivery follows one event's fan-out on this replica, so that its
+// fanout follows one event's fan-out on this replica, so that its
 // "process" span ends when the last matched connection has written (or
-// dropped) the event, and so shows how long the slowest socket took.
-type delivery struct {
+// dropped) the event, and so shows how long the slowest socket took. The
+// Hub makes one per traced event and hands it, inside each Delivery, to
+// the sinks; it is never stored in the Event.
+type fanout struct {
 	span    trace.Span
 	pending atomic.Int32 // handoffs not yet done, plus one while routing
 	matched atomic.Int32
@@ -32,12 +34,12 @@ type delivery struct {
 }
 
 // handoff counts one more sink that will call Done.
-func (d *delivery) handoff() {
+func (d *fanout) handoff() {
 	d.matched.Add(1)
 	d.pending.Add(1)
 }
 
-func (d *delivery) done(err error) {
+func (d *fanout) done(err error) {
 	if err == nil {
 		d.written.Add(1)
 	} else {
@@ -47,7 +49,7 @@ func (d *delivery) done(err error) {
 	d.release()
 }
 
-func (d *delivery) release() {
+func (d *fanout) release() {
 	if d.pending.Add(-1) != 0 {
 		return
 	}
@@ -75,24 +77,14 @@ func eventName(err error) string {
 	return "socket write failed"
 }
 
-// Done tells the event's fan-out that one sink finished with it: err is nil
-// when its frame was written to the connection, else why it was not
-// (written too late, connection closed, too slow). A Sink calls Done once
-// for every event passed to Send or SendWait. It is cheap and safe for
-// concurrent use.
-func (ev *Event) Done(err error) {
-	if d := ev.delivery; d != nil {
-		d.done(err)
-	}
-}
-
-// startProcess starts the event's "process" span on this replica: a
+// startProcess starts the event's "process" span on this replica and
+// returns the fanout that ends it, or nil when the span is not recorded: a
 // CONSUMER span whose parent is the "send" span of the append, extracted
 // from the stream entry, so that one trace holds the ingest request, the
 // append and the fan-out of every replica. Per the messaging conventions,
 // it also links to that creation context: a link is what survives when a
 // sampler or a batch makes the parent unsuitable.
-func (h *Hub) startProcess(ev *Event) {
+func (h *Hub) startProcess(ev *Event) *fanout {
 	ctx := context.Background()
 	if len(ev.Trace) > 0 {
 		ctx = h.propagator.Extract(ctx, propagation.MapCarrier(ev.Trace))
@@ -113,32 +105,16 @@ func (h *Hub) startProcess(ev *Event) {
 	}
 	_, span := h.tracer.Start(ctx, "process "+h.destination, opts...)
 	if !span.IsRecording() {
-		return
+		return nil
 	}
-	d := &delivery{span: span}
-	d.pending.Store(1)
-	ev.delivery = d
+	f := &fanout{span: span}
+	f.pending.Store(1)
+	return f
 }
 
-// endRouting drops the routing's own hold on the event's delivery.
-func (ev *Event) endRouting() {
-	if d := ev.delivery; d != nil {
+// endRouting drops the routing's own hold on the fan-out.
+func (d *fanout) endRouting() {
+	if d != nil {
 		d.release()
-	}
-}
-
-// handoff counts one more sink that will call ev.Done.
-func (ev *Event) handoff() {
-	if d := ev.delivery; d != nil {
-		d.handoff()
-	}
-}
-
-// covered ends a held event's handoff without a write of its own: the
-// connection's replay already sent it (or the client had it before it
-// resumed), so for this connection it counts as written.
-func (ev *Event) covered() {
-	if d := ev.delivery; d != nil {
-		d.done(nil)
 	}
 }

@@ -21,12 +21,12 @@ type doneSink struct {
 	fail bool
 }
 
-func (s *doneSink) Send(ev *bridge.Event) {
-	s.sink.Send(ev)
+func (s *doneSink) Send(d bridge.Delivery) {
+	s.sink.Send(d)
 	if s.fail {
-		ev.Done(errors.New("socket write failed"))
+		d.Done(errors.New("socket write failed"))
 	} else {
-		ev.Done(nil)
+		d.Done(nil)
 	}
 }
 
@@ -99,7 +99,7 @@ func TestProcessSpanWaitsForTheLastWrite(t *testing.T) {
 	if n := len(rec.Ended()); n != 0 {
 		t.Fatalf("%d spans ended before the write", n)
 	}
-	e.Done(nil)
+	s.took[0].Done(nil)
 	if n := len(rec.Ended()); n != 1 {
 		t.Fatalf("%d spans ended after the write, want 1", n)
 	}

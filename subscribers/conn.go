@@ -37,13 +37,13 @@ var (
 )
 
 // out is one queued frame: b holds its bytes as they go on the wire,
-// header included. ev is set for event frames, whose fan-out is told
-// (ev.Done) when the frame was written or dropped. partial marks the rest
+// header included. d.Event is set for event frames, whose fan-out is told
+// (d.Done) when the frame was written or dropped. partial marks the rest
 // of a frame the socket took part of: it goes out before anything else and
 // is never dropped, or the client would read a broken stream.
 type out struct {
 	b       []byte
-	ev      *bridge.Event
+	d       bridge.Delivery
 	partial bool
 }
 
@@ -98,7 +98,7 @@ func (c *conn) log() *slog.Logger { return c.srv.logger.With("conn", c.id, "user
 // queues it for the writer otherwise. force lets control frames (replies,
 // reset) past the queue bound, so a client is always told why. It returns
 // false when the queue is full or the connection is closing; the caller
-// then still owns f.ev.
+// then still owns f.d.
 func (c *conn) push(f out, force bool) bool {
 	c.mu.Lock()
 	if c.closeCode != 0 || (!force && len(c.queue) >= queueLen) {
@@ -110,7 +110,7 @@ func (c *conn) push(f out, force bool) bool {
 		if err == nil && n < len(f.b) {
 			// The socket is full: a writer takes the wire over, still
 			// locked, and writes the rest first.
-			c.queue = append(c.queue, out{b: f.b[n:], ev: f.ev, partial: n > 0})
+			c.queue = append(c.queue, out{b: f.b[n:], d: f.d, partial: n > 0})
 			c.startWriterLocked(true)
 			c.mu.Unlock()
 			return true
@@ -132,10 +132,10 @@ func (c *conn) push(f out, force bool) bool {
 
 // written accounts for a frame the socket took whole.
 func (c *conn) written(f out) {
-	if f.ev != nil {
-		f.ev.Done(nil)
+	if f.d.Event != nil {
+		f.d.Done(nil)
 		c.srv.metrics.delivered.Add(1)
-		c.srv.metrics.latencyOf(f.ev)
+		c.srv.metrics.latencyOf(f.d)
 	}
 }
 
@@ -182,8 +182,8 @@ func (c *conn) signal(ch chan struct{}) {
 // done tells the fan-out of every event in frames that it was not written.
 func done(frames []out, err error) {
 	for _, f := range frames {
-		if f.ev != nil {
-			f.ev.Done(err)
+		if f.d.Event != nil {
+			f.d.Done(err)
 		}
 	}
 }
@@ -223,9 +223,9 @@ func (c *conn) discard(err error) {
 
 // Send implements bridge.Sink. It never blocks: a connection whose queue is
 // full is closed with 1013, and its client resumes with its last cursor.
-func (c *conn) Send(ev *bridge.Event) {
-	if !c.push(out{b: ev.Wire(textFrame), ev: ev}, false) {
-		ev.Done(errTooSlow)
+func (c *conn) Send(d bridge.Delivery) {
+	if !c.push(out{b: d.Event.Wire(textFrame), d: d}, false) {
+		d.Done(errTooSlow)
 		c.Overflow()
 	}
 }
@@ -243,11 +243,11 @@ func (c *conn) Overflow() {
 }
 
 // SendWait implements bridge.Sink for replays: it waits for room.
-func (c *conn) SendWait(ctx context.Context, ev *bridge.Event) error {
+func (c *conn) SendWait(ctx context.Context, d bridge.Delivery) error {
 	timer := time.NewTimer(replayWait)
 	defer timer.Stop()
 	for {
-		if c.push(out{b: ev.Wire(textFrame), ev: ev}, false) {
+		if c.push(out{b: d.Event.Wire(textFrame), d: d}, false) {
 			return nil
 		}
 		c.mu.Lock()

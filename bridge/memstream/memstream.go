@@ -13,8 +13,11 @@
 package memstream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -126,6 +129,7 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 		c := s.next(now)
 		ev.Cursor = c
 		ev.Time = time.UnixMilli(int64(c.MS)).UTC()
+		ev = stored(ev)
 		s.events = append(s.events, ev)
 		for _, key := range indexUsers(ev) {
 			s.byUser[key] = append(s.byUser[key], ev)
@@ -144,6 +148,17 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 		s.wake = make(chan struct{})
 	}
 	return res, nil
+}
+
+// stored returns the copy of ev the stream keeps: the caller's event stays
+// the caller's, and the copy, which Tail and History hand out to every
+// reader, is read-only from here on (see bridge.Event).
+func stored(ev *bridge.Event) *bridge.Event {
+	return &bridge.Event{
+		ID: ev.ID, Type: ev.Type, Users: slices.Clone(ev.Users), Channel: ev.Channel,
+		Source: ev.Source, Data: bytes.Clone(ev.Data), Cursor: ev.Cursor, Time: ev.Time,
+		Trace: maps.Clone(ev.Trace),
+	}
 }
 
 // next returns the cursor of a new entry accepted at now. s.mu is held.
@@ -261,6 +276,8 @@ func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
 // History returns the retained events after q.Since addressed to q.User or
 // published (without users) on one of q.Channels; see bridge.Stream. Its
 // cost is bounded by those targets' own events. A q.Limit <= 0 means 500.
+// The events are the stream's own, shared with Tail and every other
+// History: read-only, like every bridge.Event.
 func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.Event, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err

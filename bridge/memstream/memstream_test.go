@@ -81,3 +81,23 @@ func TestHeadEmpty(t *testing.T) {
 		t.Errorf("empty head %q does not parse: %v", c, err)
 	}
 }
+
+// TestStoresItsOwnCopy: History hands out the stream's copy, with Source,
+// never the caller's event, which the caller may go on changing.
+func TestStoresItsOwnCopy(t *testing.T) {
+	s := New(Options{})
+	start := streamtest.Append(t, s, &bridge.Event{ID: "start", Type: "t", Users: []string{"u"}})[0].Cursor
+	ev := &bridge.Event{ID: "ce", Type: "t", Users: []string{"u"}, Source: "/github", Data: []byte(`{"a":1}`)}
+	streamtest.Append(t, s, ev)
+	ev.Users[0], ev.Data[2], ev.Source = "x", 'b', "changed"
+	got, err := s.History(t.Context(), bridge.HistoryQuery{Since: start, User: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] == ev || got[0].Source != "/github" || string(got[0].Data) != `{"a":1}` || got[0].Users[0] != "u" {
+		t.Fatalf("History = %+v, want the stored copy of the appended event", got)
+	}
+	if got[0].Cursor != ev.Cursor {
+		t.Errorf("cursor %s, the caller's %s", got[0].Cursor, ev.Cursor)
+	}
+}
