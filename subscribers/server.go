@@ -2,25 +2,23 @@ package subscribers
 
 import (
 	"context"
-	"math"
-
-	"golang.org/x/time/rate"
-
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"go.opentelemetry.io/otel/metric"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"go.opentelemetry.io/otel/metric"
+	"golang.org/x/time/rate"
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/internal/drain"
 	"github.com/hookwire/hookwire/problem"
 )
 
@@ -58,6 +56,11 @@ type Options struct {
 	Head func(ctx context.Context) (bridge.Cursor, error)
 	// MeterProvider receives the connection metrics; nil means none.
 	MeterProvider metric.MeterProvider
+	// Drain is the replica's draining state, owned by its main: from the
+	// instant it begins, upgrades get 503 and a connection that was
+	// upgrading is closed with 1001. Nil means a State of the Server's
+	// own, begun by Drain.
+	Drain *drain.State
 }
 
 // Server serves GET /v1/ws. It is safe for concurrent use.
@@ -69,7 +72,7 @@ type Server struct {
 	logger   *slog.Logger
 	upgrader websocket.Upgrader
 
-	draining atomic.Bool
+	drain    *drain.State
 	wg       sync.WaitGroup
 	mu       sync.Mutex // guards conns, perUser
 	conns    map[*conn]struct{}
@@ -97,7 +100,10 @@ func New(h hub, v verifier, opts Options) *Server {
 	if opts.FrameBurst <= 0 {
 		opts.FrameBurst = 2 * int(math.Ceil(opts.FrameRate))
 	}
-	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
+	if opts.Drain == nil {
+		opts.Drain = new(drain.State)
+	}
+	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, drain: opts.Drain, conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// A small read buffer of its own instead of the server's 4 KiB
@@ -125,7 +131,7 @@ func (s *Server) Count() int {
 // ServeHTTP checks the request and upgrades it. Every check runs before
 // the upgrade, so a rejected client gets a plain HTTP answer.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if s.draining.Load() {
+	if s.drain.Draining() {
 		w.Header().Set("Retry-After", "1")
 		writeProblem(w, r, http.StatusServiceUnavailable, "this node is draining; connect to another")
 		return
@@ -273,8 +279,9 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if s.draining.Load() {
-		// Drain took its snapshot while this one was upgrading.
+	if s.drain.Draining() {
+		// The drain began while this one was upgrading: Drain's
+		// snapshot may not include it.
 		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
 	}
 	// The log line and the timers are set up here, on the handler's
@@ -373,13 +380,15 @@ func (s *Server) subscribe(ctx context.Context, c *conn, channels []string, sinc
 	return s.hub.Subscribe(ctx, c, c.claims.Subject, channels, since, func() { c.reply(welcome) })
 }
 
-// Drain stops new upgrades and closes every connection with 1001 (going
-// away), spread over the time ctx leaves, so that clients do not all
-// reconnect at once. Each connection's queued frames are written first.
-// It returns when every connection is closed, or when ctx is done, after
-// closing the rest at once.
+// Drain begins the drain state (if its owner has not already) and closes
+// every connection with 1001 (going away), spread over the time ctx
+// leaves, so that clients do not all reconnect at once. Each connection's
+// queued frames are written first. It returns when every connection is
+// closed, or when ctx is done, after closing the rest at once.
 func (s *Server) Drain(ctx context.Context) error {
-	s.draining.Store(true)
+	// Begin before the snapshot: a connection registered after it sees
+	// the drain and closes itself (serve).
+	s.drain.Begin()
 	s.mu.Lock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
@@ -416,9 +425,6 @@ func (s *Server) Drain(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// Draining reports whether Drain was called.
-func (s *Server) Draining() bool { return s.draining.Load() }
 
 // awaitClose reads and discards frames until the peer's close frame, an
 // error, or grace passes. The reader goroutine must have stopped.

@@ -39,6 +39,19 @@ func newEnv(t testing.TB, opts subscribers.Options) *env {
 
 func newEnvWith(t testing.TB, opts subscribers.Options, start func(http.Handler) *httptest.Server) *env {
 	t.Helper()
+	return newEnvVerifier(t, opts, start, nil)
+}
+
+// verifier is what subscribers.New takes to check tokens.
+type verifier interface {
+	VerifyContext(ctx context.Context, token string) (auth.Claims, error)
+	RefreshContext(ctx context.Context, current auth.Claims, token string) (auth.Claims, error)
+}
+
+// newEnvVerifier is newEnvWith with the token verifier wrapped by wrap
+// (when not nil).
+func newEnvVerifier(t testing.TB, opts subscribers.Options, start func(http.Handler) *httptest.Server, wrap func(verifier) verifier) *env {
+	t.Helper()
 	st := memstream.New(memstream.Options{})
 	hub := bridge.NewHub(st, bridge.HubOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -51,7 +64,11 @@ func newEnvWith(t testing.TB, opts subscribers.Options, start func(http.Handler)
 	if opts.Head == nil {
 		opts.Head = st.Head
 	}
-	srv := subscribers.New(hub, v, opts)
+	var vv verifier = v
+	if wrap != nil {
+		vv = wrap(v)
+	}
+	srv := subscribers.New(hub, vv, opts)
 	hs := start(srv)
 	t.Cleanup(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
