@@ -72,11 +72,11 @@ type Server struct {
 	logger   *slog.Logger
 	upgrader websocket.Upgrader
 
-	drain    *drain.State
-	wg       sync.WaitGroup
-	mu       sync.Mutex // guards conns, perUser
-	conns    map[*conn]struct{}
-	perUser  map[string]int // open (or upgrading) connections by user
+	drain   *drain.State
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards conns, perUser
+	conns   map[*conn]struct{}
+	perUser map[string]int // open (or upgrading) connections by user
 }
 
 // New returns a Server that registers connections with h and checks tokens
