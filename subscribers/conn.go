@@ -8,6 +8,7 @@ import (
 	"net"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/attribute"
@@ -497,6 +498,12 @@ func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
 		if typ != websocket.TextMessage {
 			c.reply(errorFrame{Type: "error", Code: codeBadRequest, Message: "frames must be JSON text frames"})
 			continue
+		}
+		if !utf8.Valid(b) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+			// connection, with 1007.
+			c.kick(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8", true)
+			return errClosing
 		}
 		c.handle(ctx, b)
 	}

@@ -146,7 +146,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusForbidden, "origin not allowed")
 		return
 	}
-	claims, err := s.verifier.VerifyContext(r.Context(), token(r))
+	tok, ok := token(r)
+	if !ok {
+		writeProblem(w, r, http.StatusBadRequest, "token given both in the query and in Authorization; send one")
+		return
+	}
+	claims, err := s.verifier.VerifyContext(r.Context(), tok)
 	if err != nil {
 		s.metrics.authFailure("token")
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
@@ -203,14 +208,21 @@ func (s *Server) release(user string) {
 	}
 }
 
-func token(r *http.Request) string {
-	if t := r.URL.Query().Get("token"); t != "" {
-		return t
+// token returns the request's token, from ?token= or Authorization:
+// Bearer. ok is false when both carry one: which to believe is ambiguous.
+func token(r *http.Request) (tok string, ok bool) {
+	q := r.URL.Query().Get("token")
+	h, bearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	h = strings.TrimSpace(h)
+	switch {
+	case q != "" && bearer && h != "":
+		return "", false
+	case q != "":
+		return q, true
+	case bearer:
+		return h, true
 	}
-	if h, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return strings.TrimSpace(h)
-	}
-	return ""
+	return "", true
 }
 
 func (s *Server) parseChannels(claims auth.Claims, list string) ([]string, error) {

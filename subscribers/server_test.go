@@ -499,3 +499,38 @@ func TestClientFrameRateLimit(t *testing.T) {
 		t.Fatalf("flood: %v, want 1008", err)
 	}
 }
+
+// TestTokenInQueryAndHeaderRefused: a token in both places is ambiguous:
+// 400 problem+json, no upgrade, even when both are the same valid token.
+func TestTokenInQueryAndHeaderRefused(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	tok := token("42")
+	for _, other := range []string{tok, token("43")} {
+		_, resp, err := e.dial("token="+tok, http.Header{"Authorization": {"Bearer " + other}})
+		if err == nil {
+			t.Fatal("upgraded with two tokens")
+		}
+		if resp == nil || resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Fatalf("two tokens: %v, want 400 problem+json", resp)
+		}
+	}
+}
+
+// TestInvalidUTF8Closes1007: RFC 6455 §8.1, a text frame that is not
+// UTF-8 fails the connection with 1007 (not an error frame).
+func TestInvalidUTF8Closes1007(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	ws := e.mustDial("token=" + token("42"))
+	send(t, ws, "{\"op\":\"ping\",\"ref\":\"\xff\xfe\"}")
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var err error
+	for err == nil {
+		var b []byte
+		if _, b, err = ws.ReadMessage(); err == nil {
+			t.Errorf("frame before the close: %s", b)
+		}
+	}
+	if !websocket.IsCloseError(err, websocket.CloseInvalidFramePayloadData) {
+		t.Fatalf("err %v, want close 1007", err)
+	}
+}
