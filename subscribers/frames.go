@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // Error codes of "error" frames.
@@ -26,8 +27,12 @@ type clientFrame struct {
 	Token   string `json:"token,omitempty"`
 }
 
-// maxRef bounds the ref a client may attach, since it is echoed back.
+// maxRef bounds the ref a client may attach, in characters (CONTRACT.md
+// §3), since it is echoed back.
 const maxRef = 64
+
+// validRef reports whether ref may be echoed: at most maxRef characters.
+func validRef(ref string) bool { return utf8.RuneCountInString(ref) <= maxRef }
 
 // errFrame is a client frame error, reported in an "error" frame.
 type errFrame struct {
@@ -47,7 +52,7 @@ func parseClientFrame(b []byte) (clientFrame, error) {
 			Ref any `json:"ref"`
 		}
 		if json.Unmarshal(b, &loose) == nil {
-			if r, ok := loose.Ref.(string); ok && len(r) <= maxRef {
+			if r, ok := loose.Ref.(string); ok && validRef(r) {
 				f.Ref = r
 			}
 		}
@@ -56,9 +61,9 @@ func parseClientFrame(b []byte) (clientFrame, error) {
 	if dec.More() {
 		return f, &errFrame{codeBadRequest, "malformed frame: trailing data"}
 	}
-	if len(f.Ref) > maxRef {
+	if !validRef(f.Ref) {
 		f.Ref = ""
-		return f, &errFrame{codeBadRequest, fmt.Sprintf("ref longer than %d bytes", maxRef)}
+		return f, &errFrame{codeBadRequest, fmt.Sprintf("ref longer than %d characters", maxRef)}
 	}
 	switch f.Op {
 	case "subscribe", "unsubscribe", "ping", "refresh":

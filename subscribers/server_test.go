@@ -247,6 +247,8 @@ func TestOps(t *testing.T) {
 		{"second channel", `{"op":"subscribe","channel":"prices.B","ref":"7"}`, map[string]any{"type": "subscribed", "channel": "prices.B"}},
 		{"too many channels", `{"op":"subscribe","channel":"prices.C","ref":"8"}`, map[string]any{"type": "error", "code": "limit_exceeded", "ref": "8"}},
 		{"unsubscribe", `{"op":"unsubscribe","channel":"prices.B","ref":"9"}`, map[string]any{"type": "unsubscribed", "channel": "prices.B", "ref": "9"}},
+		{"ref of 64 characters", `{"op":"ping","ref":"` + strings.Repeat("é", 64) + `"}`, map[string]any{"type": "pong", "ref": strings.Repeat("é", 64)}},
+		{"ref of 65 characters", `{"op":"ping","ref":"` + strings.Repeat("x", 65) + `"}`, map[string]any{"type": "error", "code": "bad_request", "ref": nil}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
