@@ -282,11 +282,11 @@ func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail str
 func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor) {
 	id := rand.Text()[:12]
 	c := &conn{
-		ws: ws, wire: wire, id: id, claims: claims, srv: s,
+		ws: ws, id: id, claims: claims, srv: s,
 		user:    claims.Subject,
-		room:    make(chan struct{}, 1),
 		limiter: rate.NewLimiter(rate.Limit(s.opts.FrameRate), s.opts.FrameBurst),
 	}
+	c.wr = newWriter(wire, c)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -294,7 +294,7 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 	if s.drain.Draining() {
 		// The drain began while this one was upgrading: Drain's
 		// snapshot may not include it.
-		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
+		c.close(websocket.CloseGoingAway, "server draining, reconnect with since", flushQueued)
 	}
 	// The log line and the timers are set up here, on the handler's
 	// goroutine: what the reader goroutine runs before it blocks sets the
@@ -318,24 +318,21 @@ func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
 	}()
 	err := s.subscribeAndRead(ctx, c, channels, since)
 	cancel()
-	c.mu.Lock()
-	kicked := c.closeCode != 0
-	c.mu.Unlock()
-	if kicked {
+	if c.wr.closing() {
 		// We asked to close: no writer can start any more but the one
 		// writing the close frame. Let it finish, then read until the
 		// client answers, so that closing with unread data does not
 		// reset the connection and lose the close frame on the way.
-		c.writers.Wait()
+		c.wr.wait()
 		var ce *websocket.CloseError
 		if !errors.As(err, &ce) {
 			awaitClose(c.ws, closeGrace)
 		}
 	}
 	c.stopTimers()
-	c.discard(errClosing)
+	c.wr.discard(errClosing)
 	c.ws.Close()
-	c.writers.Wait()
+	c.wr.wait()
 	c.log().InfoContext(ctx, "subscriber disconnected")
 }
 
@@ -359,7 +356,7 @@ func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []strin
 		if !errors.Is(r.err, errClosing) && ctx.Err() == nil {
 			c.log().WarnContext(ctx, "replay failed", "err", r.err)
 			c.fail("", r.err)
-			c.kick(websocket.CloseTryAgainLater, "history unavailable, try again", true)
+			c.close(websocket.CloseTryAgainLater, "history unavailable, try again", flushQueued)
 		}
 		return r.err
 	}
@@ -414,7 +411,7 @@ func (s *Server) Drain(ctx context.Context) error {
 		step = time.Until(dl) / 2 / time.Duration(len(conns))
 	}
 	for i, c := range conns {
-		c.kick(websocket.CloseGoingAway, "server draining, reconnect with since", true)
+		c.close(websocket.CloseGoingAway, "server draining, reconnect with since", flushQueued)
 		if step > 0 && i < len(conns)-1 {
 			select {
 			case <-time.After(step):
