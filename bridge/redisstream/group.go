@@ -39,7 +39,19 @@ type groupCall struct {
 	done chan struct{}
 }
 
-type appendFunc func(context.Context, []*bridge.Event) ([]bridge.AppendResult, error)
+// appendFunc appends events in one round trip; errs[i] is set for each
+// event that failed (its partition was unavailable).
+type appendFunc func(ctx context.Context, evs []*bridge.Event) (res []bridge.AppendResult, errs []error)
+
+// firstErr returns the first error of errs, or nil.
+func firstErr(errs []error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func (g *group) append(ctx context.Context, evs []*bridge.Event, fn appendFunc) ([]bridge.AppendResult, error) {
 	g.mu.Lock()
@@ -59,7 +71,11 @@ func (g *group) append(ctx context.Context, evs []*bridge.Event, fn appendFunc) 
 	}
 	g.busy = true
 	g.mu.Unlock()
-	res, err := fn(ctx, evs)
+	res, errs := fn(ctx, evs)
+	err := firstErr(errs)
+	if err != nil {
+		res = nil
+	}
 	// Whoever queued meanwhile goes in the next round trip, on a
 	// goroutine of its own so that this caller gets its answer now.
 	if next := g.next(); next != nil {
@@ -102,14 +118,16 @@ func (g *group) round(calls []*groupCall, fn appendFunc) {
 	for _, c := range calls {
 		evs = append(evs, c.evs...)
 	}
-	res, err := fn(ctx, evs)
+	res, errs := fn(ctx, evs)
+	// A call fails when one of its events did: the others' events may
+	// be in partitions that are up.
 	for _, c := range calls {
-		if err != nil {
+		if err := firstErr(errs[:len(c.evs)]); err != nil {
 			c.err = err
 		} else {
 			c.res = slices.Clip(res[:len(c.evs)])
-			res = res[len(c.evs):]
 		}
+		res, errs = res[len(c.evs):], errs[len(c.evs):]
 		close(c.done)
 	}
 }

@@ -108,9 +108,9 @@ func TestGroupCommit(t *testing.T) {
 func TestGroupCancelledWaiter(t *testing.T) {
 	var g group
 	release := make(chan struct{})
-	slow := func(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
+	slow := func(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, []error) {
 		<-release
-		return make([]bridge.AppendResult, len(evs)), nil
+		return make([]bridge.AppendResult, len(evs)), make([]error, len(evs))
 	}
 	first := make(chan error, 1)
 	go func() {

@@ -4,35 +4,85 @@ import (
 	"context"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hookwire/hookwire/bridge"
 )
 
 // lagCap bounds how many unread entries Lag counts.
 const lagCap = 1000
 
-// Lag reports how far this replica's Tail is behind the stream: the number
-// of entries appended but not yet read (counted up to 1000; more reads as
-// 1000), and the age of the oldest of them (zero when caught up). It
-// returns zeros before Tail has read its position.
+// Lag reports how far this replica's Tail is behind the stream, summed
+// over the partitions: the number of entries appended but not yet read
+// (counted up to 1000 per partition), and the age of the oldest of them
+// (zero when caught up). It returns zeros before Tail has read its
+// position, and an error only when no partition could be read.
 func (s *Stream) Lag(ctx context.Context) (entries int64, age time.Duration, err error) {
-	last := s.position.Load()
-	if last == nil {
-		return 0, 0, nil
+	lags, err := s.PartitionLag(ctx)
+	for _, l := range lags {
+		if l.Err == nil {
+			entries += l.Entries
+			age = max(age, l.Age)
+		}
 	}
-	pipe := s.rdb.Pipeline()
-	unread := pipe.XRangeN(ctx, s.events, "("+*last, "+", lagCap)
-	now := pipe.Time(ctx)
-	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, 0, unavailable("lag of "+s.events, err)
+	return entries, age, err
+}
+
+// PartLag is the read lag of one partition.
+type PartLag struct {
+	Partition int
+	Entries   int64
+	Age       time.Duration
+	Err       error // the partition could not be read
+}
+
+// PartitionLag reports the read lag of each partition (see Lag); the error
+// is set when no partition could be read.
+func (s *Stream) PartitionLag(ctx context.Context) ([]PartLag, error) {
+	out := make([]PartLag, len(s.parts))
+	unread := make([]*redis.XMessageSliceCmd, len(s.parts))
+	now := make([]*redis.Cmd, len(s.parts))
+	_, _ = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, p := range s.parts {
+			last := p.position.Load()
+			if last == "" {
+				continue
+			}
+			unread[i] = pipe.XRangeN(ctx, p.events, "("+last, "+", lagCap)
+			// The partition's node's clock: a keyed script, so that a
+			// cluster sends it to that node.
+			now[i] = pipe.Eval(ctx, "local t = redis.call('TIME') return t[1] * 1000 + math.floor(t[2] / 1000)", []string{p.meta})
+		}
+		return nil
+	})
+	var lastErr error
+	ok := 0
+	for i := range s.parts {
+		out[i].Partition = i
+		if unread[i] == nil {
+			ok++
+			continue
+		}
+		if err := unread[i].Err(); err != nil {
+			out[i].Err = unavailable("lag of "+s.parts[i].events, err)
+			lastErr = out[i].Err
+			continue
+		}
+		ok++
+		msgs := unread[i].Val()
+		out[i].Entries = int64(len(msgs))
+		if len(msgs) == 0 {
+			continue
+		}
+		first, err := bridge.ParseID(msgs[0].ID)
+		ms, err2 := now[i].Int64()
+		if err != nil || err2 != nil {
+			continue
+		}
+		out[i].Age = max(time.Duration(ms-int64(first.MS))*time.Millisecond, 0)
 	}
-	msgs := unread.Val()
-	if len(msgs) == 0 {
-		return 0, 0, nil
+	if ok == 0 {
+		return out, lastErr
 	}
-	first, err := bridge.ParseID(msgs[0].ID)
-	if err != nil {
-		return int64(len(msgs)), 0, nil
-	}
-	age = now.Val().Sub(time.UnixMilli(int64(first.MS)))
-	return int64(len(msgs)), max(age, 0), nil
+	return out, nil
 }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +23,11 @@ const (
 	DefaultDedupeTTL  = 24 * time.Hour
 	DefaultReadCount  = 500
 	DefaultReadBlock  = 2 * time.Second
+	// DefaultClusterPartitions is the partition count on a Redis Cluster
+	// when Options.Partitions is zero (Open).
+	DefaultClusterPartitions = 16
+	// DefaultWaitTimeout bounds the WAIT of Options.MinReplicas.
+	DefaultWaitTimeout = time.Second
 	// defaultLimit applies to a HistoryQuery without Limit.
 	defaultLimit = 500
 )
@@ -33,6 +37,10 @@ type Options struct {
 	// Prefix names the keys (HOOKWIRE_STREAM); replicas with the same
 	// Redis and prefix form one bridge. Default "hookwire".
 	Prefix string
+	// Partitions is how many streams events are spread over
+	// (HOOKWIRE_PARTITIONS, 1..32). Default 1 for New; Open defaults to
+	// 16 on a Redis Cluster.
+	Partitions int
 	// HistoryTTL is how long events stay replayable (default 1h).
 	HistoryTTL time.Duration
 	// DedupeTTL is how long an event ID is remembered (default 24h).
@@ -42,6 +50,13 @@ type Options struct {
 	// ReadBlock bounds one blocking XREAD of Tail (default 2s): Tail
 	// notices a cancelled ctx within about that long.
 	ReadBlock time.Duration
+	// MinReplicas, when positive, makes Append wait (WAIT) until that
+	// many Redis replicas hold its events before returning; if they do
+	// not within WaitTimeout, Append fails with bridge.ErrUnavailable
+	// (the events may still be delivered).
+	MinReplicas int
+	// WaitTimeout bounds that wait (default 1s).
+	WaitTimeout time.Duration
 	// Logger gets Tail's warnings about outages (default: discard).
 	Logger *slog.Logger
 }
@@ -49,33 +64,42 @@ type Options struct {
 // Stream is a bridge.Stream on Redis Streams; see the package doc for the
 // layout. It is safe for concurrent use.
 type Stream struct {
-	rdb        redis.UniversalClient
-	events     string // {P}:events
-	meta       string // {P}:meta
-	tag        string // {P}
-	historyMS  int64
-	dedupeMS   int64
-	scripts    scripts
-	logger     *slog.Logger
-	readCount  int64
-	readBlock  time.Duration
-	backoffCap time.Duration
-	// position is the last entry ID a Tail read, for Lag.
-	position atomic.Pointer[string]
-	group    group
+	rdb         redis.UniversalClient
+	prefix      string
+	parts       []*part
+	historyMS   int64
+	dedupeMS    int64
+	scripts     scripts
+	logger      *slog.Logger
+	readCount   int64
+	readBlock   time.Duration
+	backoffCap  time.Duration
+	minReplicas int
+	waitTimeout time.Duration
+	known       known
+	group       group
+	// closeClient, set by Open, closes the client Open made.
+	closeClient func() error
+	cluster     bool
 }
 
 var _ bridge.Stream = (*Stream)(nil)
 
 // New returns a Stream on rdb. The caller owns rdb (made with
-// redis.ParseURL, which handles rediss:// and user:password URLs) and
-// closes it after the last call. Each running Tail holds one of rdb's
-// connections for up to ReadBlock at a time, so rdb's pool must be larger
-// than the number of concurrent Tails (go-redis' default is 10 per CPU).
+// redis.ParseURL, which handles rediss:// and user:password URLs, or a
+// cluster client) and closes it after the last call. Each running Tail
+// holds one of rdb's connections per partition for up to ReadBlock at a
+// time, so rdb's pool must be larger than that (go-redis' default is 10
+// per CPU). Open makes the client from a URL and checks the partition
+// count.
 func New(rdb redis.UniversalClient, opts Options) *Stream {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
+	if opts.Partitions <= 0 {
+		opts.Partitions = 1
+	}
+	opts.Partitions = min(opts.Partitions, bridge.MaxPartitions)
 	if opts.HistoryTTL <= 0 {
 		opts.HistoryTTL = DefaultHistoryTTL
 	}
@@ -88,28 +112,44 @@ func New(rdb redis.UniversalClient, opts Options) *Stream {
 	if opts.ReadBlock <= 0 {
 		opts.ReadBlock = DefaultReadBlock
 	}
+	if opts.WaitTimeout <= 0 {
+		opts.WaitTimeout = DefaultWaitTimeout
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	tag := "{" + opts.Prefix + "}"
-	return &Stream{
-		rdb:        rdb,
-		events:     tag + ":events",
-		meta:       tag + ":meta",
-		tag:        tag,
-		historyMS:  max(opts.HistoryTTL.Milliseconds(), 1),
-		dedupeMS:   max(opts.DedupeTTL.Milliseconds(), 1),
-		scripts:    newScripts(),
-		logger:     opts.Logger,
-		readCount:  int64(opts.ReadCount),
-		readBlock:  opts.ReadBlock,
-		backoffCap: 2 * time.Second,
+	s := &Stream{
+		rdb:         rdb,
+		prefix:      opts.Prefix,
+		parts:       newParts(opts.Prefix, opts.Partitions),
+		historyMS:   max(opts.HistoryTTL.Milliseconds(), 1),
+		dedupeMS:    max(opts.DedupeTTL.Milliseconds(), 1),
+		scripts:     newScripts(),
+		logger:      opts.Logger,
+		readCount:   int64(opts.ReadCount),
+		readBlock:   opts.ReadBlock,
+		backoffCap:  2 * time.Second,
+		minReplicas: opts.MinReplicas,
+		waitTimeout: opts.WaitTimeout,
 	}
+	_, s.cluster = rdb.(*redis.ClusterClient)
+	s.known.pos = make([]bridge.PartPos, len(s.parts))
+	return s
 }
 
-func (s *Stream) userKey(u string) string   { return s.tag + ":u:" + u }
-func (s *Stream) chanKey(c string) string   { return s.tag + ":c:" + c }
-func (s *Stream) dedupeKey(i string) string { return s.tag + ":id:" + i }
+// Partitions returns the number of partitions.
+func (s *Stream) Partitions() int { return len(s.parts) }
+
+// Cluster reports whether the stream runs on a Redis Cluster.
+func (s *Stream) Cluster() bool { return s.cluster }
+
+// Close closes the client Open made; it is a no-op for a Stream from New.
+func (s *Stream) Close() error {
+	if s.closeClient == nil {
+		return nil
+	}
+	return s.closeClient()
+}
 
 // unavailable wraps a Redis error so that errors.Is finds both
 // bridge.ErrUnavailable and the cause (context.Canceled, net errors).
@@ -127,23 +167,30 @@ const (
 )
 
 // maxTraceFields bounds an event's trace fields and values, so that the
-// count of its optional fields fits in the low 16 bits of its ARGV header
-// (Lua's unpack would fail long before: it takes up to 8,000 values).
+// count of its optional fields fits in 16 bits of its ARGV header (Lua's
+// unpack would fail long before: it takes up to 8,000 values).
 const maxTraceFields = 1<<16 - 16
 
-// chunk is one call of appendSrc: evs[first:first+n] of an Append.
+// chunk is one call of appendSrc: copies of one partition.
 type chunk struct {
-	first, n int
-	size     int // bytes of entry fields
-	keys     []string
-	args     []any
+	part   *part
+	copies []copyOf
+	size   int // bytes of entry fields
+	keys   []string
+	args   []any
 }
 
-// Append appends evs in order with one script call per chunk of up to 200
-// events, all in one round trip; see bridge.Stream. Appends that arrive
-// while another is in flight share the next round trip (group.go). An
-// event without ID gets one from bridge.NewID. Any Redis failure is
-// returned wrapping bridge.ErrUnavailable.
+// Append appends evs in order with one script call per partition and
+// chunk of up to 200 events, all in one round trip; see bridge.Stream.
+// Appends that arrive while another is in flight share the next round trip
+// (group.go). An event without ID gets one from bridge.NewID. Any Redis
+// failure is returned wrapping bridge.ErrUnavailable.
+//
+// With several partitions, an event goes to its users' partitions (once
+// per partition, each copy with that partition's users and its own dedupe
+// record) or to its channel's; it is a duplicate only when every copy is,
+// and its cursor is that of its first copy. When a partition fails, the
+// Appends with events there fail and the others succeed.
 func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
 	if len(evs) == 0 {
 		return []bridge.AppendResult{}, nil
@@ -154,104 +201,260 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 		}
 		if 2*len(ev.Trace) > maxTraceFields {
 			// Far more than the script could unpack anyway.
-			return nil, unavailable("append to "+s.events, fmt.Errorf("event %s has %d trace fields", ev.ID, len(ev.Trace)))
+			return nil, unavailable("append to "+s.parts[0].events, fmt.Errorf("event %s has %d trace fields", ev.ID, len(ev.Trace)))
 		}
 	}
 	return s.group.append(ctx, evs, s.appendNow)
 }
 
-// appendNow appends evs, prepared by Append, in one round trip.
-func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, error) {
-	epoch := bridge.NewEpoch() // used only if the broker has no epoch
-	chunks := make([]*chunk, 0, (len(evs)+chunkEvents-1)/chunkEvents)
-	var c *chunk
-	for i, ev := range evs {
-		size := eventSize(ev)
-		if c == nil || c.n == chunkEvents || c.size+size > chunkBytes {
-			c = s.newChunk(i, min(len(evs)-i, chunkEvents), epoch)
-			chunks = append(chunks, c)
+// generatedID reports whether id has the form of bridge.NewID's ids:
+// "evt_" and 26 characters of base32. The server made it, so no client
+// can repeat it on purpose, and it gets no dedupe record (which would cost
+// Redis a key per event).
+func generatedID(id string) bool {
+	if len(id) != 30 || !strings.HasPrefix(id, "evt_") {
+		return false
+	}
+	for i := 4; i < len(id); i++ {
+		if c := id[i]; !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+			return false
 		}
-		s.addEvent(c, ev)
-		c.size += size
+	}
+	return true
+}
+
+// appendNow appends evs, prepared by Append, in one round trip. errs[i] is
+// set for each event whose partition failed.
+func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, []error) {
+	epoch := bridge.NewEpoch() // used only if a partition has no epoch
+	var chunks []*chunk
+	for p, copies := range s.split(evs) {
+		var c *chunk
+		for _, cp := range copies {
+			size := eventSize(cp.ev)
+			if c == nil || len(c.copies) == chunkEvents || c.size+size > chunkBytes {
+				c = s.newChunk(s.parts[p], min(len(copies), chunkEvents), epoch)
+				chunks = append(chunks, c)
+			}
+			s.addEvent(c, cp)
+			c.size += size
+		}
 	}
 	cmds := make([]*redis.Cmd, len(chunks))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		// EVALSHA only: sending the script body with every append
-		// costs Redis a hash of it each time. A NOSCRIPT (a Redis that
-		// restarted) ran nothing, so those calls are redone below, in
-		// order, loading the script.
-		for i, c := range chunks {
-			cmds[i] = s.scripts.append.EvalSha(ctx, p, c.keys, c.args...)
-		}
-		return nil
-	})
-	if err != nil && !isNoScript(err) {
-		return nil, unavailable("append to "+s.events, err)
+	var waits []*redis.Cmd
+	var pipeErr error
+	if s.minReplicas > 0 {
+		waits, pipeErr = s.appendWait(ctx, chunks, cmds)
+	} else {
+		_, pipeErr = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			// EVALSHA only: sending the script body with every append
+			// costs Redis a hash of it each time. A NOSCRIPT (a Redis
+			// that restarted) ran nothing, so those calls are redone
+			// below, in order, loading the script.
+			for i, c := range chunks {
+				cmds[i] = s.scripts.append.EvalSha(ctx, p, c.keys, c.args...)
+			}
+			return nil
+		})
 	}
 	res := make([]bridge.AppendResult, len(evs))
+	errs := make([]error, len(evs))
+	// Per event: how many copies were appended (not duplicates), and
+	// its first copy's partition cursor.
+	fresh := make([]int, len(evs))
+	first := make([]bridge.Cursor, len(evs))
+	firstPart := make([]int, len(evs))
+	seen := make([]bool, len(evs))
+	failedPart := map[*part]error{}
 	for i, c := range chunks {
 		cmd := cmds[i]
-		if isNoScript(cmd.Err()) {
-			// The script is not loaded (Redis restarted or
-			// flushed its scripts): run this chunk with a fallback
-			// to EVAL, after the ones before it, in order.
+		err := failedPart[c.part]
+		if err == nil && cmd == nil {
+			err = pipeErr
+		}
+		if err == nil && isNoScript(cmd.Err()) {
+			// The script is not loaded (Redis restarted or flushed
+			// its scripts): run this chunk with a fallback to EVAL,
+			// after the ones before it, in order.
 			cmd = s.scripts.append.Run(ctx, s.rdb, c.keys, c.args...)
 		}
-		if err := parseAppend(cmd, res[c.first:c.first+c.n]); err != nil {
-			return nil, unavailable("append to "+s.events, err)
+		var out []bridge.AppendResult
+		if err == nil {
+			out = make([]bridge.AppendResult, len(c.copies))
+			err = parseAppend(cmd, out)
 		}
-		for i := c.first; i < c.first+c.n; i++ {
-			if !res[i].Duplicate {
-				evs[i].Cursor = res[i].Cursor
-				evs[i].Time = time.UnixMilli(int64(res[i].Cursor.MS)).UTC()
+		if err != nil {
+			// Later chunks of this partition must not count: the
+			// order of its events would break.
+			err = unavailable("append to "+c.part.events, err)
+			failedPart[c.part] = err
+			for _, cp := range c.copies {
+				errs[cp.index] = err
+			}
+			continue
+		}
+		for j, cp := range c.copies {
+			r := out[j]
+			if !r.Duplicate {
+				fresh[cp.index]++
+				s.known.update(c.part.n, r.Cursor.Pos(0))
+			}
+			if !seen[cp.index] {
+				seen[cp.index] = true
+				first[cp.index], firstPart[cp.index] = r.Cursor, c.part.n
+				res[cp.index].Duplicate = r.Duplicate
 			}
 		}
 	}
-	return res, nil
+	for i, w := range waits {
+		if w == nil {
+			continue
+		}
+		if n, err := w.Int64(); err != nil || n < int64(s.minReplicas) {
+			if err == nil {
+				err = fmt.Errorf("%d of %d replicas acknowledged within %v", n, s.minReplicas, s.waitTimeout)
+			}
+			err = unavailable("wait for replicas of "+chunks[i].part.events, err)
+			for _, cp := range chunks[i].copies {
+				errs[cp.index] = err
+			}
+		}
+	}
+	var vec *bridge.Vector
+	for i, ev := range evs {
+		if errs[i] != nil {
+			continue
+		}
+		if fresh[i] > 0 {
+			res[i].Duplicate = false
+		}
+		c := first[i]
+		if len(s.parts) > 1 {
+			// A vector cursor: this process's newest known positions
+			// in the other partitions.
+			if vec == nil || i == 0 || firstPart[i] != firstPart[i-1] {
+				vec = bridge.NewVector(s.known.snapshot())
+			}
+			p := c.Pos(0)
+			c = vec.At(firstPart[i], p.MS, p.Seq)
+		}
+		res[i].Cursor = c
+		if !res[i].Duplicate {
+			ev.Cursor = c
+			ev.Time = time.UnixMilli(int64(c.MS)).UTC()
+		}
+	}
+	return res, errs
+}
+
+// appendWait runs the chunks like appendNow, followed by one WAIT per
+// connection that wrote, on that connection: WAIT counts the replicas that
+// acknowledged the writes of the connection it is sent on. On a cluster,
+// each partition's chunks go to its primary's client in one pipeline.
+func (s *Stream) appendWait(ctx context.Context, chunks []*chunk, cmds []*redis.Cmd) ([]*redis.Cmd, error) {
+	waits := make([]*redis.Cmd, len(chunks))
+	run := func(c redis.Cmdable, idx []int) error {
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range idx {
+				cmds[i] = s.scripts.append.EvalSha(ctx, p, chunks[i].keys, chunks[i].args...)
+			}
+			waits[idx[len(idx)-1]] = p.Do(ctx, "WAIT", s.minReplicas, s.waitTimeout.Milliseconds())
+			return nil
+		})
+		return err
+	}
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		idx := make([]int, len(chunks))
+		for i := range idx {
+			idx[i] = i
+		}
+		err := run(s.rdb, idx)
+		// Every chunk's WAIT is the last one's.
+		for i := range waits {
+			waits[i] = waits[len(waits)-1]
+		}
+		return waits, err
+	}
+	byPart := map[*part][]int{}
+	for i, c := range chunks {
+		byPart[c.part] = append(byPart[c.part], i)
+	}
+	var firstErr error
+	for p, idx := range byPart {
+		node, err := cc.MasterForKey(ctx, p.events)
+		if err == nil {
+			err = run(node, idx)
+		}
+		if err != nil && !isNoScript(err) {
+			cc.ReloadState(ctx)
+			for _, i := range idx {
+				if cmds[i] == nil || cmds[i].Err() == nil {
+					c := redis.NewCmd(ctx)
+					c.SetErr(err)
+					cmds[i] = c
+				}
+			}
+			firstErr = errors.Join(firstErr, err)
+		}
+		for _, i := range idx {
+			waits[i] = waits[idx[len(idx)-1]]
+		}
+	}
+	return waits, firstErr
 }
 
 func isNoScript(err error) bool {
 	return err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT"))
 }
 
-// newChunk returns an empty chunk starting at evs[first], with room for
-// about n events.
-func (s *Stream) newChunk(first, n int, epoch string) *chunk {
+// newChunk returns an empty chunk of partition p, with room for about n
+// events.
+func (s *Stream) newChunk(p *part, n int, epoch string) *chunk {
 	c := &chunk{
-		first: first,
-		keys:  make([]string, 2, 2+2*n),
-		args:  make([]any, 4, 4+12*n),
+		part:   p,
+		copies: make([]copyOf, 0, n),
+		keys:   make([]string, 2, 2+2*n),
+		args:   make([]any, 4, 4+12*n),
 	}
-	c.keys[0], c.keys[1] = s.events, s.meta
+	c.keys[0], c.keys[1] = p.events, p.meta
 	c.args[0], c.args[1], c.args[2], c.args[3] = epoch, s.historyMS, s.dedupeMS, 0
 	return c
 }
 
-// addEvent appends ev's KEYS and ARGV to c (see appendSrc).
-func (s *Stream) addEvent(c *chunk, ev *bridge.Event) {
-	c.n++
-	c.args[3] = c.n
-	c.keys = append(c.keys, s.dedupeKey(ev.ID))
+// addEvent appends a copy's KEYS and ARGV to c (see appendSrc).
+func (s *Stream) addEvent(c *chunk, cp copyOf) {
+	ev := cp.ev
+	c.copies = append(c.copies, cp)
+	c.args[3] = len(c.copies)
+	dedupe := 0
+	if !generatedID(ev.ID) {
+		dedupe = 1
+		c.keys = append(c.keys, c.part.dedupeKey(ev.ID))
+	}
 	nkeys := len(c.keys)
-	if len(ev.Users) > 0 {
-		for i, u := range ev.Users {
+	if len(cp.users) > 0 {
+		for i, u := range cp.users {
 			// A repeated user would add the same ID twice to one index.
-			if !slices.Contains(ev.Users[:i], u) {
-				c.keys = append(c.keys, s.userKey(u))
+			if !slices.Contains(cp.users[:i], u) {
+				c.keys = append(c.keys, c.part.userKey(u))
 			}
 		}
 	} else if ev.Channel != "" {
-		c.keys = append(c.keys, s.chanKey(ev.Channel))
+		c.keys = append(c.keys, c.part.chanKey(ev.Channel))
 	}
 	nkeys = len(c.keys) - nkeys
 	// The header is filled in once the fields are.
 	head := len(c.args)
 	c.args = append(c.args, 0, ev.ID, ev.Type)
-	if len(ev.Users) > 0 {
-		c.args = append(c.args, "u", strings.Join(ev.Users, "\n"))
+	if len(cp.users) > 0 {
+		c.args = append(c.args, "u", strings.Join(cp.users, "\n"))
 	}
 	if ev.Channel != "" {
 		c.args = append(c.args, "c", ev.Channel)
+	}
+	if ev.Source != "" {
+		c.args = append(c.args, "s", ev.Source)
 	}
 	if len(ev.Data) > 0 {
 		c.args = append(c.args, "d", []byte(ev.Data))
@@ -259,12 +462,12 @@ func (s *Stream) addEvent(c *chunk, ev *bridge.Event) {
 	for k, v := range ev.Trace {
 		c.args = append(c.args, traceField(k), v)
 	}
-	c.args[head] = nkeys<<16 | (len(c.args) - head - 3) // see appendSrc
+	c.args[head] = (nkeys<<16|(len(c.args)-head-3))*2 + dedupe // see appendSrc
 }
 
 // eventSize estimates the bytes of ev's entry fields, to bound a chunk.
 func eventSize(ev *bridge.Event) int {
-	n := len(ev.ID) + len(ev.Type) + len(ev.Channel) + len(ev.Data)
+	n := len(ev.ID) + len(ev.Type) + len(ev.Channel) + len(ev.Data) + len(ev.Source)
 	for _, u := range ev.Users {
 		n += len(u) + 1
 	}
@@ -286,7 +489,7 @@ func traceField(k string) string {
 }
 
 // parseAppend fills res, one result per event of a chunk, from the
-// reply of its script call.
+// reply of its script call. Cursors are of the partition alone.
 func parseAppend(cmd *redis.Cmd, res []bridge.AppendResult) error {
 	v, err := cmd.Slice()
 	if err != nil {
@@ -307,12 +510,12 @@ func parseAppend(cmd *redis.Cmd, res []bridge.AppendResult) error {
 	return nil
 }
 
-// head returns the current epoch and the last entry ID ("0-0" when
-// empty), creating the epoch when the broker has none.
-func (s *Stream) head(ctx context.Context) (epoch, last string, err error) {
-	v, err := s.scripts.head.Run(ctx, s.rdb, []string{s.events, s.meta}, bridge.NewEpoch()).StringSlice()
+// head returns partition p's current epoch and last entry ID ("0-0" when
+// empty), creating the epoch when the partition has none.
+func (s *Stream) head(ctx context.Context, p *part) (epoch, last string, err error) {
+	v, err := s.scripts.head.Run(ctx, s.rdb, []string{p.events, p.meta}, bridge.NewEpoch()).StringSlice()
 	if err != nil {
-		return "", "", unavailable("read head of "+s.events, err)
+		return "", "", unavailable("read head of "+p.events, err)
 	}
 	if len(v) != 2 {
 		return "", "", fmt.Errorf("head script returned %v", v)
@@ -322,31 +525,104 @@ func (s *Stream) head(ctx context.Context) (epoch, last string, err error) {
 
 // Head returns the newest cursor, or Cursor{Epoch: e} (MS and Seq zero)
 // when the stream is empty. It creates the epoch when the broker has none.
+// With several partitions it is the vector of every partition's head; a
+// partition that cannot be read gets this process's newest known position
+// of it, and Head fails only when none can be read.
 func (s *Stream) Head(ctx context.Context) (bridge.Cursor, error) {
-	epoch, last, err := s.head(ctx)
-	if err != nil {
-		return bridge.Cursor{}, err
+	if len(s.parts) == 1 {
+		epoch, last, err := s.head(ctx, s.parts[0])
+		if err != nil {
+			return bridge.Cursor{}, err
+		}
+		c, err := bridge.ParseID(last)
+		if err != nil {
+			return bridge.Cursor{}, fmt.Errorf("last entry ID %q of %s: %w", last, s.parts[0].events, err)
+		}
+		c.Epoch = epoch
+		return c, nil
 	}
-	c, err := bridge.ParseID(last)
-	if err != nil {
-		return bridge.Cursor{}, fmt.Errorf("last entry ID %q of %s: %w", last, s.events, err)
+	cmds := make([]*redis.Cmd, len(s.parts))
+	_, _ = s.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+		for i, p := range s.parts {
+			cmds[i] = s.scripts.head.EvalSha(ctx, pipe, []string{p.events, p.meta}, bridge.NewEpoch())
+		}
+		return nil
+	})
+	var lastErr error
+	ok := 0
+	for i, p := range s.parts {
+		cmd := cmds[i]
+		if isNoScript(cmd.Err()) {
+			cmd = s.scripts.head.Run(ctx, s.rdb, []string{p.events, p.meta}, bridge.NewEpoch())
+		}
+		v, err := cmd.StringSlice()
+		if err == nil && len(v) != 2 {
+			err = fmt.Errorf("head script returned %v", v)
+		}
+		var c bridge.Cursor
+		if err == nil {
+			c, err = bridge.ParseID(v[1])
+		}
+		if err != nil {
+			lastErr = unavailable("read head of "+p.events, err)
+			continue
+		}
+		ok++
+		s.known.update(i, bridge.PartPos{Epoch: bridge.EpochSum(v[0]), MS: c.MS, Seq: c.Seq})
 	}
-	c.Epoch = epoch
-	return c, nil
+	if ok == 0 {
+		return bridge.Cursor{}, lastErr
+	}
+	return bridge.NewVector(s.known.snapshot()).Cursor(), nil
 }
 
-// Ready reports whether Redis answers PING and the meta hash is readable.
+// Ready reports whether Redis answers for at least one partition (PING of
+// its node and its meta hash readable): while one is up, the partitions
+// there accept and deliver events.
 func (s *Stream) Ready(ctx context.Context) error {
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return unavailable("ping", err)
+	var lastErr error
+	if len(s.parts) == 1 {
+		if err := s.rdb.Ping(ctx).Err(); err != nil {
+			return unavailable("ping", err)
+		}
 	}
-	if err := s.rdb.HGet(ctx, s.meta, "e").Err(); err != nil && !errors.Is(err, redis.Nil) {
-		return unavailable("hget "+s.meta, err)
+	cmds := make([]*redis.StringCmd, len(s.parts))
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, pt := range s.parts {
+			cmds[i] = p.HGet(ctx, pt.meta, "e")
+		}
+		return nil
+	})
+	for i, cmd := range cmds {
+		if err := cmd.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			lastErr = unavailable("hget "+s.parts[i].meta, err)
+			continue
+		}
+		return nil
 	}
-	return nil
+	return lastErr
 }
 
-// decode turns a global stream entry into an event and returns its epoch.
+// PartitionsReady returns, per partition, whether its meta hash could be
+// read: the partitions on nodes that are down or unreachable are false.
+func (s *Stream) PartitionsReady(ctx context.Context) []bool {
+	cmds := make([]*redis.StringCmd, len(s.parts))
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, pt := range s.parts {
+			cmds[i] = p.HGet(ctx, pt.meta, "e")
+		}
+		return nil
+	})
+	out := make([]bool, len(s.parts))
+	for i, cmd := range cmds {
+		err := cmd.Err()
+		out[i] = err == nil || errors.Is(err, redis.Nil)
+	}
+	return out
+}
+
+// decode turns a partition stream entry into an event and returns its
+// epoch. The event's cursor is of the partition alone.
 func decode(m redis.XMessage) (*bridge.Event, string, error) {
 	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	c, err := bridge.ParseID(m.ID)
@@ -359,6 +635,7 @@ func decode(m redis.XMessage) (*bridge.Event, string, error) {
 		ID:      str("i"),
 		Type:    str("t"),
 		Channel: str("c"),
+		Source:  str("s"),
 		Cursor:  c,
 		Time:    time.UnixMilli(int64(c.MS)).UTC(),
 	}
@@ -388,108 +665,9 @@ func decode(m redis.XMessage) (*bridge.Event, string, error) {
 	return ev, epoch, nil
 }
 
-// History returns the events after q.Since addressed to q.User or
-// published without users on one of q.Channels; see bridge.Stream. It reads
-// the indexes of the user and the channels, then fetches the events by ID:
-// its cost is bounded by those targets' events, not by all traffic. A
-// q.Limit <= 0 means 500.
-func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.Event, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	var keys []string
-	if q.User != "" {
-		keys = append(keys, s.userKey(q.User))
-	}
-	for i, ch := range q.Channels {
-		if !slices.Contains(q.Channels[:i], ch) {
-			keys = append(keys, s.chanKey(ch))
-		}
-	}
-	start, ok := nextID(q.Since)
-	if !ok {
-		return nil, fmt.Errorf("%w: cursor %s is after the newest event", bridge.ErrHistoryExpired, q.Since)
-	}
-
-	// Check and first index page in one MULTI, so that no append trims
-	// between the checks and the reads.
-	pipe := s.rdb.TxPipeline()
-	metaCmd := pipe.HMGet(ctx, s.meta, "e", "w")
-	timeCmd := pipe.Time(ctx)
-	headCmd := pipe.XRevRangeN(ctx, s.events, "+", "-", 1)
-	nextCmd := pipe.XRangeN(ctx, s.events, start, "+", 1)
-	ranges := make([]*redis.XMessageSliceCmd, len(keys))
-	for i, k := range keys {
-		ranges[i] = pipe.XRangeN(ctx, k, start, "+", int64(limit))
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("read history of "+s.events, err)
-	}
-	meta, err := metaCmd.Result()
-	if err != nil {
-		return nil, unavailable("hmget "+s.meta, err)
-	}
-	epoch, _ := meta[0].(string)
-	switch {
-	case epoch == "":
-		return nil, fmt.Errorf("%w: cursor %s: the broker has no history", bridge.ErrHistoryExpired, q.Since)
-	case epoch != q.Since.Epoch:
-		return nil, fmt.Errorf("%w: cursor %s is of another epoch", bridge.ErrHistoryExpired, q.Since)
-	}
-	if err := errors.Join(timeCmd.Err(), headCmd.Err(), nextCmd.Err()); err != nil {
-		return nil, unavailable("read history of "+s.events, err)
-	}
-	if h := headCmd.Val(); (len(h) == 0 && (q.Since.MS != 0 || q.Since.Seq != 0)) || (len(h) > 0 && after(q.Since, h[0].ID)) {
-		return nil, fmt.Errorf("%w: cursor %s is after the newest event", bridge.ErrHistoryExpired, q.Since)
-	}
-	// Events after the cursor may be gone when the cursor is before the
-	// last trim threshold, or when the first event after it is older than
-	// the TTL (its index keys may have expired). A cursor at the head of
-	// an idle stream stays valid however old it is: nothing follows it.
-	if w, _ := meta[1].(string); w != "" {
-		if wc, err := bridge.ParseID(w); err == nil && q.Since.Before(wc) {
-			return nil, fmt.Errorf("%w: cursor %s is older than the retention", bridge.ErrHistoryExpired, q.Since)
-		}
-	}
-	if n := nextCmd.Val(); len(n) > 0 {
-		if nc, err := bridge.ParseID(n[0].ID); err == nil && int64(nc.MS) <= timeCmd.Val().UnixMilli()-s.historyMS {
-			return nil, fmt.Errorf("%w: cursor %s is older than the retention", bridge.ErrHistoryExpired, q.Since)
-		}
-	}
-
-	var out []*bridge.Event
-	for {
-		need := limit - len(out)
-		ids, err := firstIDs(ranges, need)
-		if err != nil {
-			return nil, unavailable("read history of "+s.events, err)
-		}
-		evs, err := s.fetch(ctx, epoch, ids)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, evs...)
-		// Index entries whose event is gone (trimmed, or left by an
-		// older epoch) were skipped: read on so the page is full
-		// unless the indexes are exhausted.
-		if len(out) >= limit || len(ids) < need {
-			return out, nil
-		}
-		start = "(" + ids[len(ids)-1]
-		pipe := s.rdb.Pipeline()
-		for i, k := range keys {
-			ranges[i] = pipe.XRangeN(ctx, k, start, "+", int64(limit-len(out)))
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, unavailable("read history of "+s.events, err)
-		}
-	}
-}
-
-// nextID returns the first entry ID after c, for XRANGE, and false when no
-// ID can be after c.
-func nextID(c bridge.Cursor) (string, bool) {
+// nextID returns the first entry ID after c, and false when no ID can be
+// after c.
+func nextID(c bridge.PartPos) (string, bool) {
 	switch {
 	case c.Seq < math.MaxUint64:
 		return strconv.FormatUint(c.MS, 10) + "-" + strconv.FormatUint(c.Seq+1, 10), true
@@ -497,82 +675,4 @@ func nextID(c bridge.Cursor) (string, bool) {
 		return strconv.FormatUint(c.MS+1, 10) + "-0", true
 	}
 	return "", false
-}
-
-// after reports whether c is after entry ID id.
-func after(c bridge.Cursor, id string) bool {
-	h, err := bridge.ParseID(id)
-	return err != nil || h.Before(c)
-}
-
-// firstIDs merges the IDs of the index pages (each in ID order) and returns
-// the first n distinct ones. Every index page holds up to n entries, so the
-// first n of the union are among them.
-func firstIDs(ranges []*redis.XMessageSliceCmd, n int) ([]string, error) {
-	type entry struct {
-		id string
-		c  bridge.Cursor
-	}
-	var all []entry
-	for _, r := range ranges {
-		msgs, err := r.Result()
-		if err != nil {
-			return nil, err
-		}
-		for _, m := range msgs {
-			c, err := bridge.ParseID(m.ID)
-			if err != nil {
-				return nil, fmt.Errorf("index entry ID %q: %w", m.ID, err)
-			}
-			all = append(all, entry{m.ID, c})
-		}
-	}
-	slices.SortFunc(all, func(a, b entry) int {
-		switch {
-		case a.c.Before(b.c):
-			return -1
-		case b.c.Before(a.c):
-			return 1
-		}
-		return 0
-	})
-	all = slices.CompactFunc(all, func(a, b entry) bool { return a.c == b.c })
-	ids := make([]string, 0, min(n, len(all)))
-	for _, e := range all[:min(n, len(all))] {
-		ids = append(ids, e.id)
-	}
-	return ids, nil
-}
-
-// fetch reads the global entries with ids in one round trip and returns
-// those of epoch, in order.
-func (s *Stream) fetch(ctx context.Context, epoch string, ids []string) ([]*bridge.Event, error) {
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	cmds := make([]*redis.XMessageSliceCmd, len(ids))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, id := range ids {
-			cmds[i] = p.XRangeN(ctx, s.events, id, id, 1)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, unavailable("xrange "+s.events, err)
-	}
-	out := make([]*bridge.Event, 0, len(ids))
-	for _, cmd := range cmds {
-		msgs := cmd.Val()
-		if len(msgs) == 0 {
-			continue // trimmed since the index was read
-		}
-		ev, e, err := decode(msgs[0])
-		if err != nil {
-			return nil, fmt.Errorf("xrange %s: %w", s.events, err)
-		}
-		if e == epoch {
-			out = append(out, ev)
-		}
-	}
-	return out, nil
 }

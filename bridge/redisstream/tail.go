@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,13 @@ const (
 // bridge.Stream. It reads with XREAD BLOCK ReadBlock from its own last
 // entry ID, so it notices a cancelled ctx within about ReadBlock.
 //
+// With several partitions, each is read by its own goroutine with its own
+// blocking read and backoff, so a partition whose node is down stalls no
+// other; their batches are handed to fn one at a time (fn is never called
+// concurrently), each partition's in order, and each event carries the
+// vector cursor of everything handed to fn up to it. A Reset of one
+// partition is a Reset batch for all.
+//
 // It rides out Redis outages: it logs a warning (at most one per 10s),
 // backs off (exponential with full jitter, up to 2s) and continues from its
 // last entry ID. After an error, when idle, and when an entry of another
@@ -31,12 +39,80 @@ const (
 // (the epoch changed, or meta is gone), fn gets a Batch with Reset set and
 // no events, and Tail re-reads the new epoch's stream from its start.
 func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
-	t := &tail{s: s, fn: fn}
+	if len(s.parts) == 1 {
+		p := s.parts[0]
+		return s.tailPart(ctx, &tail{s: s, p: p, emit: func(b bridge.Batch, _ string) { fn(b) }, started: func(string, string) {}})
+	}
+	m := &merger{s: s, fn: fn, pos: make([]bridge.PartPos, len(s.parts))}
+	done := make(chan struct{}, len(s.parts))
+	for _, p := range s.parts {
+		t := &tail{s: s, p: p,
+			emit:    func(b bridge.Batch, epoch string) { m.publish(p.n, b, epoch) },
+			started: func(epoch, last string) { m.start(p.n, epoch, last) },
+		}
+		go func() { _ = s.tailPart(ctx, t); done <- struct{}{} }()
+	}
+	for range s.parts {
+		<-done
+	}
+	return ctx.Err()
+}
+
+// merger serializes the partitions' readers into one sequence of batches
+// for Tail's callback, and gives each event the vector cursor of every
+// partition's position up to it: a client that processed the event has
+// every event of this sequence before it, so a resume from the vector
+// misses nothing in any partition.
+type merger struct {
+	s  *Stream
+	fn func(bridge.Batch)
+
+	mu  sync.Mutex
+	pos []bridge.PartPos // per partition, the last event delivered
+	vec *bridge.Vector   // of pos, nil when pos changed since
+}
+
+// start records partition p's head when its reader starts.
+func (m *merger) start(p int, epoch, last string) {
+	c, _ := bridge.ParseID(last)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pos[p] = bridge.PartPos{Epoch: bridge.EpochSum(epoch), MS: c.MS, Seq: c.Seq}
+	m.vec = nil
+}
+
+// publish hands partition p's batch of epoch to fn.
+func (m *merger) publish(p int, b bridge.Batch, epoch string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sum := bridge.EpochSum(epoch)
+	if b.Reset {
+		m.pos[p] = bridge.PartPos{Epoch: sum}
+		m.vec = nil
+	}
+	if len(b.Events) > 0 {
+		if m.vec == nil {
+			m.vec = bridge.NewVector(m.pos)
+		}
+		for _, ev := range b.Events {
+			ev.Cursor = m.vec.At(p, ev.Cursor.MS, ev.Cursor.Seq)
+		}
+		last := b.Events[len(b.Events)-1].Cursor
+		m.pos[p] = bridge.PartPos{Epoch: sum, MS: last.MS, Seq: last.Seq}
+		m.vec = nil
+		m.s.known.update(p, m.pos[p])
+	}
+	m.fn(b)
+}
+
+// tailPart reads one partition until ctx is done.
+func (s *Stream) tailPart(ctx context.Context, t *tail) error {
 	for {
-		epoch, last, err := s.head(ctx)
+		epoch, last, err := s.head(ctx, t.p)
 		if err == nil {
 			t.epoch, t.last = epoch, last
-			s.position.Store(&last)
+			t.p.position.Store(last)
+			t.started(epoch, last)
 			break
 		}
 		if err := t.failed(ctx, err); err != nil {
@@ -57,7 +133,7 @@ func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
 			}
 		}
 		res, err := s.rdb.XRead(ctx, &redis.XReadArgs{
-			Streams: []string{s.events, t.last},
+			Streams: []string{t.p.events, t.last},
 			Count:   s.readCount,
 			Block:   s.readBlock,
 		}).Result()
@@ -89,8 +165,12 @@ func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
 
 // tail is the state of one Tail call.
 type tail struct {
-	s  *Stream
-	fn func(bridge.Batch)
+	s *Stream
+	p *part
+	// emit hands a batch of the partition's epoch on; started records
+	// the partition's head when reading begins.
+	emit    func(b bridge.Batch, epoch string)
+	started func(epoch, last string)
 
 	epoch   string // the epoch of the entries being read
 	last    string // the last entry ID read
@@ -105,16 +185,16 @@ type tail struct {
 // checkEpoch re-reads the epoch; when it changed it delivers a Reset and
 // rewinds to the start of the new stream.
 func (t *tail) checkEpoch(ctx context.Context) error {
-	epoch, _, err := t.s.head(ctx)
+	epoch, _, err := t.s.head(ctx, t.p)
 	if err != nil {
 		return err
 	}
 	t.recheck = false
 	if epoch != t.epoch {
 		t.s.logger.WarnContext(ctx, "stream history lost, resetting subscribers",
-			"stream", t.s.events, "old_epoch", t.epoch, "epoch", epoch)
+			"stream", t.p.events, "old_epoch", t.epoch, "epoch", epoch)
 		t.epoch, t.last = epoch, "0-0"
-		t.fn(bridge.Batch{Reset: true})
+		t.emit(bridge.Batch{Reset: true}, epoch)
 	}
 	return nil
 }
@@ -127,14 +207,14 @@ func (t *tail) deliver(ctx context.Context, msgs []redis.XMessage) error {
 	batch := make([]*bridge.Event, 0, len(msgs))
 	flush := func() {
 		if len(batch) > 0 {
-			t.fn(bridge.Batch{Events: batch})
+			t.emit(bridge.Batch{Events: batch}, t.epoch)
 			batch = nil
 		}
 	}
 	for _, m := range msgs {
 		ev, epoch, err := decode(m)
 		if err != nil {
-			t.s.logger.WarnContext(ctx, "skipping malformed stream entry", "stream", t.s.events, "entry_id", m.ID, "err", err)
+			t.s.logger.WarnContext(ctx, "skipping malformed stream entry", "stream", t.p.events, "entry_id", m.ID, "err", err)
 			t.last = m.ID
 			continue
 		}
@@ -155,8 +235,7 @@ func (t *tail) deliver(ctx context.Context, msgs []redis.XMessage) error {
 		t.last = m.ID
 	}
 	flush()
-	last := t.last
-	t.s.position.Store(&last)
+	t.p.position.Store(t.last)
 	return nil
 }
 
@@ -169,7 +248,7 @@ func (t *tail) failed(ctx context.Context, err error) error {
 	now := time.Now()
 	if now.Sub(t.lastWarn) >= warnEvery {
 		t.s.logger.WarnContext(ctx, "stream read failed, retrying",
-			"stream", t.s.events, "err", err, "attempt", t.attempt+1, "suppressed", t.suppressed)
+			"stream", t.p.events, "err", err, "attempt", t.attempt+1, "suppressed", t.suppressed)
 		t.lastWarn, t.suppressed = now, 0
 	} else {
 		t.suppressed++
@@ -192,7 +271,7 @@ func (t *tail) failed(ctx context.Context, err error) error {
 func (t *tail) recovered(ctx context.Context) {
 	if t.failing {
 		t.s.logger.LogAttrs(ctx, slog.LevelInfo, "stream read recovered",
-			slog.String("stream", t.s.events), slog.Int("attempts", t.attempt))
+			slog.String("stream", t.p.events), slog.Int("attempts", t.attempt))
 	}
 	t.attempt, t.failing, t.suppressed = 0, false, 0
 }
