@@ -95,7 +95,7 @@ func newLimiters(perSecond float64, burst int) *limiters {
 		return nil
 	}
 	if burst < 1 {
-		burst = int(math.Ceil(perSecond))
+		burst = max(1, int(math.Ceil(perSecond)))
 	}
 	return &limiters{rate: rate.Limit(perSecond), burst: burst, byPub: make(map[string]*rate.Limiter)}
 }

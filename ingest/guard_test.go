@@ -162,3 +162,21 @@ func TestPublishRateLimit(t *testing.T) {
 		t.Fatalf("oversized batch = %d", rec.Code)
 	}
 }
+
+// TestPublishBurstDefaultsToTheRate: without PublishBurst the bucket holds
+// the rate's worth of events (at least 1), not a full batch.
+func TestPublishBurstDefaultsToTheRate(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+	}{{2, 2}, {0.5, 1}, {2.5, 3}, {5000, 5000}} {
+		l := newLimiters(tc.rate, 0)
+		if l.burst != tc.burst {
+			t.Errorf("rate %v: burst %d, want %d", tc.rate, l.burst, tc.burst)
+		}
+	}
+	h := New(&fakeStream{}, nil, Options{PublishRate: 2})
+	if h.limits == nil || h.limits.burst != 2 {
+		t.Fatalf("Options{PublishRate: 2}: limiter %+v, want a burst of 2", h.limits)
+	}
+}

@@ -65,7 +65,7 @@ type Options struct {
 	Webhooks webhookVerifier
 	// PublishRate limits each publisher to this many events per second
 	// (0: unlimited), with bursts of PublishBurst (default: the rate,
-	// and at least a full batch).
+	// and at least 1).
 	PublishRate  float64
 	PublishBurst int
 }
@@ -97,11 +97,7 @@ func New(s appender, keys keyChecker, opts Options) *Handler {
 		webhooks:      opts.Webhooks,
 	}
 	if opts.PublishRate > 0 {
-		burst := opts.PublishBurst
-		if burst <= 0 {
-			burst = max(int(opts.PublishRate), MaxBatch)
-		}
-		h.limits = newLimiters(opts.PublishRate, burst)
+		h.limits = newLimiters(opts.PublishRate, opts.PublishBurst)
 	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)

@@ -44,7 +44,6 @@ type config struct {
 	LogLevel       string
 
 	APIKeysFile     string
-	AllowAnyOrigin  bool
 	TrustedProxies  []string
 	PublishRate     float64
 	UpgradeRate     float64
@@ -182,8 +181,7 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (confi
 	f.string(&c.JWKSURL, "jwks-url", "", "JWKS endpoint, refreshed in the background")
 	f.string(&c.JWTIssuer, "jwt-issuer", "", "required iss claim")
 	f.string(&c.JWTAudience, "jwt-audience", "", "required aud claim")
-	f.list(&c.AllowedOrigins, "allowed-origins", "allowed browser Origins: exact, https://*.example.com, or \"*\" (with --allow-any-origin)")
-	f.bool(&c.AllowAnyOrigin, "allow-any-origin", "let production accept \"*\" in the allowed Origins")
+	f.list(&c.AllowedOrigins, "allowed-origins", "allowed browser Origins: exact, https://*.example.com, or \"*\" for any")
 	f.list(&c.TrustedProxies, "trusted-proxies", "CIDRs of proxies whose X-Forwarded-For names the client IP")
 	f.duration(&c.HistoryTTL, "history-ttl", time.Hour, "how long events stay replayable")
 	f.duration(&c.DedupeTTL, "dedupe-ttl", 24*time.Hour, "how long an event id is remembered for idempotency")
@@ -193,8 +191,8 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (confi
 	f.string(&maxBody, "max-body", "65536", "largest ingest body in bytes")
 	var maxBatchBody string
 	f.string(&maxBatchBody, "max-batch-body", "4194304", "largest batch body in bytes")
-	f.number(&c.PublishRate, "publish-rate", 1000, "events per second each publisher key may post (0: unlimited)")
-	f.number(&c.UpgradeRate, "upgrade-rate", 100, "WebSocket upgrades per second per client IP (0: unlimited)")
+	f.number(&c.PublishRate, "publish-rate", 0, "events per second each publisher key may post, bursts of the same number (0: unlimited)")
+	f.number(&c.UpgradeRate, "upgrade-rate", 0, "WebSocket upgrades per second per client IP, bursts of the same number (0: unlimited)")
 	var maxChannels, maxConns float64
 	f.number(&maxChannels, "max-channels", 100, "channels per connection")
 	f.number(&maxConns, "max-conns-per-user", 32, "connections per user on one replica")
@@ -229,9 +227,6 @@ func (c config) validate() error {
 		if c.JWTSecret != "" && len(c.JWTSecret) < minSecretLen {
 			errs = append(errs, fmt.Errorf("HOOKWIRE_JWT_SECRET is %d bytes: production needs %d or more (openssl rand -hex 32)", len(c.JWTSecret), minSecretLen))
 		}
-		if slices.Contains(c.AllowedOrigins, "*") && !c.AllowAnyOrigin {
-			errs = append(errs, errors.New("HOOKWIRE_ALLOWED_ORIGINS has \"*\": list your origins, or set HOOKWIRE_ALLOW_ANY_ORIGIN=true to accept any site's pages"))
-		}
 	}
 	if len(c.APIKeys) > 0 && c.APIKeysFile != "" {
 		errs = append(errs, errors.New("set HOOKWIRE_API_KEYS or HOOKWIRE_API_KEYS_FILE, not both"))
@@ -243,4 +238,10 @@ func (c config) validate() error {
 		errs = append(errs, errors.New("HOOKWIRE_STREAM must be non-empty and contain no braces"))
 	}
 	return errors.Join(errs...)
+}
+
+// anyOrigin reports whether production accepts every browser Origin, which
+// serve warns about once at start.
+func (c config) anyOrigin() bool {
+	return !c.Dev && slices.Contains(c.AllowedOrigins, "*")
 }

@@ -237,8 +237,8 @@ func TestREADMEListsEveryServeFlag(t *testing.T) {
 func docsCheckDefault(t *testing.T, f docsFlag, cell string) {
 	t.Helper()
 	if f.def == "" { // the zero value: empty, false or no list
-		if !(strings.HasPrefix(cell, "none") || strings.HasPrefix(cell, "empty") || (f.typ == "" && cell == "`false`")) {
-			t.Errorf("README.md: the default of --%s is %q; want none, empty (or `false` for a boolean)", f.name, cell)
+		if !(strings.HasPrefix(cell, "none") || strings.HasPrefix(cell, "empty") || (f.typ == "" && cell == "`false`") || (f.typ == "float" && cell == "`0`")) {
+			t.Errorf("README.md: the default of --%s is %q; want none, empty (or `false` for a boolean, `0` for a number)", f.name, cell)
 		}
 		return
 	}

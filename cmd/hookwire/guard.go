@@ -48,9 +48,10 @@ func newVerifier(ctx context.Context, cfg config, logger *slog.Logger) (*auth.Ve
 	return v, nil
 }
 
-// newKeys returns the publisher keys: from HOOKWIRE_API_KEYS, or from a file
-// that is watched and reloaded without a restart.
-func newKeys(ctx context.Context, cfg config, logger *slog.Logger) (*auth.KeyRing, error) {
+// newKeys returns the publisher keys, from HOOKWIRE_API_KEYS or from a file,
+// and watch, which reloads the file when it changes until its ctx ends (it
+// returns at once without a file). The caller runs watch and waits for it.
+func newKeys(cfg config, logger *slog.Logger) (ring *auth.KeyRing, watch func(context.Context), err error) {
 	opts := auth.APIKeyOptions{}
 	if !cfg.Dev {
 		opts.MinKeyLen = minKeyLen
@@ -58,23 +59,25 @@ func newKeys(ctx context.Context, cfg config, logger *slog.Logger) (*auth.KeyRin
 	if cfg.APIKeysFile == "" {
 		keys, err := auth.ParseAPIKeys(cfg.APIKeys, opts)
 		if err != nil {
-			return nil, fmt.Errorf("HOOKWIRE_API_KEYS: %w", err)
+			return nil, nil, fmt.Errorf("HOOKWIRE_API_KEYS: %w", err)
 		}
-		return auth.NewKeyRing(keys, opts), nil
+		return auth.NewKeyRing(keys, opts), func(context.Context) {}, nil
 	}
 	keys, err := auth.LoadAPIKeysFile(cfg.APIKeysFile, opts)
 	if err != nil {
-		return nil, fmt.Errorf("HOOKWIRE_API_KEYS_FILE: %w", err)
+		return nil, nil, fmt.Errorf("HOOKWIRE_API_KEYS_FILE: %w", err)
 	}
-	ring := auth.NewKeyRing(keys, opts)
-	go ring.Watch(ctx, cfg.APIKeysFile, 0, func(err error) {
-		if err != nil {
-			logger.Warn("publisher keys file not reloaded; the previous keys stay", "path", cfg.APIKeysFile, "err", err)
-			return
-		}
-		logger.Info("publisher keys reloaded", "path", cfg.APIKeysFile, "publishers", ring.Keys().Names())
-	})
-	return ring, nil
+	ring = auth.NewKeyRing(keys, opts)
+	watch = func(ctx context.Context) {
+		ring.Watch(ctx, cfg.APIKeysFile, 0, func(err error) {
+			if err != nil {
+				logger.Warn("publisher keys file not reloaded; the previous keys stay", "path", cfg.APIKeysFile, "err", err)
+				return
+			}
+			logger.Info("publisher keys reloaded", "path", cfg.APIKeysFile, "publishers", ring.Keys().Names())
+		})
+	}
+	return ring, watch, nil
 }
 
 // ipExtractor names the client IP: the peer address, or, behind the
@@ -95,13 +98,14 @@ func ipExtractor(cidrs []string) (echo.IPExtractor, error) {
 }
 
 // upgradeLimit bounds WebSocket upgrades per client IP (0: no limit), with
-// bursts of twice the rate. Refusals are 429 problems with Retry-After.
+// bursts of the same number (at least 1). Refusals are 429 problems with
+// Retry-After.
 func upgradeLimit(perSecond float64) echo.MiddlewareFunc {
 	if perSecond <= 0 {
 		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 	}
 	store := middleware.NewRateLimiterMemoryStoreWithConfig(middleware.RateLimiterMemoryStoreConfig{
-		Rate: rate.Limit(perSecond), Burst: int(math.Ceil(2 * perSecond)), ExpiresIn: 3 * time.Minute,
+		Rate: rate.Limit(perSecond), Burst: max(1, int(math.Ceil(perSecond))), ExpiresIn: 3 * time.Minute,
 	})
 	return middleware.RateLimiterWithConfig(middleware.RateLimiterConfig{
 		Store:               store,

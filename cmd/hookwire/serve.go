@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +10,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,9 +24,9 @@ import (
 	"github.com/hookwire/hookwire/bridge/memstream"
 	"github.com/hookwire/hookwire/bridge/redisstream"
 	"github.com/hookwire/hookwire/ingest"
+	"github.com/hookwire/hookwire/internal/drain"
 	"github.com/hookwire/hookwire/otel"
 	"github.com/hookwire/hookwire/subscribers"
-	"github.com/hookwire/hookwire/web"
 )
 
 // stream is what serve needs of a broker adapter.
@@ -46,71 +43,35 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	if cfg.Dev {
 		devDefaults(&cfg)
 	}
+	if cfg.anyOrigin() {
+		logger.Warn(`HOOKWIRE_ALLOWED_ORIGINS has "*": pages of any web site may connect with a token they hold`)
+	}
 
 	tel, err := otel.Setup(ctx, otel.Options{Getenv: cfg.getenv})
 	if err != nil {
 		return err
 	}
-	tp, mp, prop := tel.TracerProvider(), tel.MeterProvider(), tel.Propagator()
-	// The hot paths skip span bookkeeping entirely when traces are off.
-	var hotTP trace.TracerProvider
-	if tel.TracesEnabled() {
-		hotTP = tp
-	}
 	logger = logger.With("instance", tel.InstanceID())
-
-	var st stream
-	var closeStream func() error
-	if cfg.RedisURL != "" {
-		ropts, err := redis.ParseURL(cfg.RedisURL)
-		if err != nil {
-			return fmt.Errorf("HOOKWIRE_REDIS_URL: %w", err)
-		}
-		// Fail fast when Redis is down, so publishers get 503 and
-		// retry instead of hanging; URL parameters (max_retries,
-		// dial_timeout) still win.
-		if ropts.MaxRetries == 0 {
-			ropts.MaxRetries = 1
-		}
-		if ropts.DialerRetries == 0 {
-			ropts.DialerRetries = 2
-		}
-		if ropts.DialTimeout == 0 {
-			ropts.DialTimeout = 2 * time.Second
-		}
-		// CLIENT SETINFO fails on Redis before 7.2 and would show as
-		// an error span on every new connection.
-		ropts.DisableIdentity = true
-		rdb := redis.NewClient(ropts)
-		closeStream = sync.OnceValue(rdb.Close)
-		if err := tel.InstrumentRedis(rdb); err != nil {
-			return err
-		}
-		rs := redisstream.New(rdb, redisstream.Options{
-			Prefix: cfg.Stream, HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL, Logger: logger,
-		})
-		if err := observeLag(mp, rs.Lag); err != nil {
-			return err
-		}
-		st = rs
-	} else {
-		st = memstream.New(memstream.Options{HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL})
-		closeStream = func() error { return nil }
+	st, closeStream, err := openStream(cfg, tel, logger)
+	if err != nil {
+		return err
 	}
 	defer closeStream()
 
-	// life lasts until the replica stops: it owns the JWKS refresh and the
-	// key-file watch.
-	life, endLife := context.WithCancel(context.Background())
-	defer endLife()
+	// life lasts until the replica has stopped, past ctx: it owns the
+	// JWKS refresh, the key-file watch and the hub.
+	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
+	g := new(errgroup.Group) // every goroutine of the replica
+	defer func() { endLife(); g.Wait() }()
 	verifier, err := newVerifier(life, cfg, logger)
 	if err != nil {
 		return err
 	}
-	keys, err := newKeys(life, cfg, logger)
+	keys, watchKeys, err := newKeys(cfg, logger)
 	if err != nil {
 		return err
 	}
+	g.Go(func() error { watchKeys(life); return nil })
 	var webhooks *auth.WebhookVerifier
 	if cfg.WebhookSecret != "" {
 		if webhooks, err = auth.NewWebhookVerifier(strings.FieldsFunc(cfg.WebhookSecret, func(r rune) bool { return r == ',' || r == ' ' }), auth.WebhookOptions{}); err != nil {
@@ -118,6 +79,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		}
 	}
 
+	// One draining state for the replica: the upgrade handler and /readyz
+	// read it; it turns on the instant the signal arrives.
+	draining := new(drain.State)
+	var hotTP trace.TracerProvider // nil: the hot paths skip span bookkeeping when traces are off
+	if tel.TracesEnabled() {
+		hotTP = tel.TracerProvider()
+	}
+	mp, prop := tel.MeterProvider(), tel.Propagator()
 	hub := bridge.NewHub(st, bridge.HubOptions{
 		Logger: logger, TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
@@ -130,6 +99,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		FrameRate:       cfg.FrameRate,
 		Head:            st.Head,
 		MeterProvider:   mp,
+		Drain:           draining,
 	})
 	if err := subs.ObserveConnections(mp); err != nil {
 		return err
@@ -139,48 +109,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		Webhooks: webhooks, PublishRate: cfg.PublishRate,
 		TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
-	e := ingest.NewEcho(ih, logger)
-
-	var draining atomic.Bool
-	if e.IPExtractor, err = ipExtractor(cfg.TrustedProxies); err != nil {
+	handler, err := routes(cfg, logger, tel, ih, subs, st, draining)
+	if err != nil {
 		return err
-	}
-	e.GET("/v1/ws", echo.WrapHandler(subs), upgradeLimit(cfg.UpgradeRate))
-	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
-	e.GET("/readyz", func(c echo.Context) error {
-		if draining.Load() {
-			return c.String(http.StatusServiceUnavailable, "draining\n")
-		}
-		rctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		if err := st.Ready(rctx); err != nil {
-			return c.String(http.StatusServiceUnavailable, "broker unavailable\n")
-		}
-		return c.String(http.StatusOK, "ready\n")
-	})
-	e.GET("/metrics", echo.WrapHandler(tel.MetricsHandler()))
-	if cfg.Dev {
-		mountDev(e, cfg)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
-	}
-	// With traces on, otelhttp makes the server span of each ingest
-	// request, continuing an incoming traceparent. WebSocket connections
-	// are left out (their span would last as long as the connection), and
-	// so are the probes. With traces off it is not in the path at all: it
-	// costs about 8% of an ingest request's CPU.
-	var handler http.Handler = e
-	if tel.TracesEnabled() {
-		handler = otelhttp.NewHandler(e, "hookwire",
-			// ingest records http.server.request.duration itself,
-			// with or without traces.
-			otelhttp.WithTracerProvider(tp), otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), otelhttp.WithPropagators(prop),
-			otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/events") }),
-			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
-		)
 	}
 	srv := &http.Server{
 		Handler:           handler,
@@ -195,10 +131,6 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	if listening != nil {
 		listening(addr)
 	}
-
-	hubCtx, stopHub := context.WithCancel(context.Background())
-	defer stopHub()
-	g := new(errgroup.Group)
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -206,39 +138,19 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		return nil
 	})
 	g.Go(func() error {
-		if err := hub.Run(hubCtx, st); !errors.Is(err, context.Canceled) {
+		if err := hub.Run(life, st); !errors.Is(err, context.Canceled) {
 			return err
 		}
 		return nil
 	})
 
 	<-ctx.Done()
-	// Drain, within the budget: report not ready and refuse new
-	// upgrades at once, while the listener stays open so balancers can
-	// see the 503; close sockets with 1001 spread over the window, so
-	// clients do not all reconnect at the same moment; then stop
-	// accepting and let in-flight POSTs finish; then stop reading.
+	draining.Begin()
 	logger.Info("draining", "timeout", cfg.DrainTimeout, "connections", subs.Count())
-	draining.Store(true)
-	dctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()
-	// Stay up, not ready, for a moment even with nothing to drain, so that
-	// balancers polling /readyz see the 503 before the listener goes.
-	select {
-	case <-time.After(min(cfg.DrainTimeout/5, 3*time.Second)):
-	case <-dctx.Done():
-	}
-	if err := subs.Drain(dctx); err != nil {
-		logger.Warn("drain budget spent, closed the remaining WebSocket connections")
-	}
-	serr := srv.Shutdown(dctx)
-	if errors.Is(serr, context.DeadlineExceeded) {
-		// Browsers keep speculative connections open that never send a
-		// request; Shutdown waits for them. The budget is spent: cut.
-		logger.Warn("drain budget spent, closing the remaining HTTP connections")
-		serr = srv.Close()
-	}
-	stopHub()
+	serr := drainReplica(dctx, cfg, logger, subs, srv)
+	endLife()
 	// Closing the broker client ends the reader's blocking read now
 	// rather than at its next timeout.
 	closeStream()
@@ -246,6 +158,114 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	terr := tel.Shutdown(dctx)
 	logger.Info("stopped")
 	return errors.Join(serr, werr, terr)
+}
+
+// drainReplica spends the drain budget of ctx, the replica already marked
+// draining (not ready, refusing upgrades): it stays up a moment so that
+// balancers polling /readyz see the 503 while the listener is open; closes
+// the sockets with 1001, spread over the window so that clients do not all
+// reconnect at once; then stops accepting and lets in-flight POSTs finish.
+func drainReplica(ctx context.Context, cfg config, logger *slog.Logger, subs *subscribers.Server, srv *http.Server) error {
+	select {
+	case <-time.After(min(cfg.DrainTimeout/5, 3*time.Second)):
+	case <-ctx.Done():
+	}
+	if err := subs.Drain(ctx); err != nil {
+		logger.Warn("drain budget spent, closed the remaining WebSocket connections")
+	}
+	err := srv.Shutdown(ctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// Browsers keep speculative connections open that never send a
+		// request; Shutdown waits for them. The budget is spent: cut.
+		logger.Warn("drain budget spent, closing the remaining HTTP connections")
+		err = srv.Close()
+	}
+	return err
+}
+
+// openStream connects the broker adapter: Redis when a URL is configured,
+// else the in-memory stream. The returned close is idempotent.
+func openStream(cfg config, tel *otel.Telemetry, logger *slog.Logger) (stream, func() error, error) {
+	if cfg.RedisURL == "" {
+		st := memstream.New(memstream.Options{HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL})
+		return st, func() error { return nil }, nil
+	}
+	ropts, err := redis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("HOOKWIRE_REDIS_URL: %w", err)
+	}
+	// Fail fast when Redis is down, so publishers get 503 and retry
+	// instead of hanging; URL parameters (max_retries, dial_timeout) still
+	// win.
+	if ropts.MaxRetries == 0 {
+		ropts.MaxRetries = 1
+	}
+	if ropts.DialerRetries == 0 {
+		ropts.DialerRetries = 2
+	}
+	if ropts.DialTimeout == 0 {
+		ropts.DialTimeout = 2 * time.Second
+	}
+	// CLIENT SETINFO fails on Redis before 7.2 and would show as an error
+	// span on every new connection.
+	ropts.DisableIdentity = true
+	rdb := redis.NewClient(ropts)
+	closeRedis := sync.OnceValue(rdb.Close)
+	if err := tel.InstrumentRedis(rdb); err != nil {
+		closeRedis()
+		return nil, nil, err
+	}
+	rs := redisstream.New(rdb, redisstream.Options{
+		Prefix: cfg.Stream, HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL, Logger: logger,
+	})
+	if err := observeLag(tel.MeterProvider(), rs.Lag); err != nil {
+		closeRedis()
+		return nil, nil, err
+	}
+	return rs, closeRedis, nil
+}
+
+// routes builds the replica's HTTP handler: ingest, the WebSocket
+// endpoint, the probes, the metrics and, with --dev, the demo page.
+func routes(cfg config, logger *slog.Logger, tel *otel.Telemetry, ih *ingest.Handler, subs *subscribers.Server, st stream, draining *drain.State) (http.Handler, error) {
+	e := ingest.NewEcho(ih, logger)
+	var err error
+	if e.IPExtractor, err = ipExtractor(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	e.GET("/v1/ws", echo.WrapHandler(subs), upgradeLimit(cfg.UpgradeRate))
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", func(c echo.Context) error {
+		if draining.Draining() {
+			return c.String(http.StatusServiceUnavailable, "draining\n")
+		}
+		rctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+		defer cancel()
+		if err := st.Ready(rctx); err != nil {
+			return c.String(http.StatusServiceUnavailable, "broker unavailable\n")
+		}
+		return c.String(http.StatusOK, "ready\n")
+	})
+	e.GET("/metrics", echo.WrapHandler(tel.MetricsHandler()))
+	if cfg.Dev {
+		mountDev(e, cfg)
+	}
+	if !tel.TracesEnabled() {
+		// otelhttp costs about 8% of an ingest request's CPU: with
+		// traces off it is not in the path at all.
+		return e, nil
+	}
+	// With traces on, otelhttp makes the server span of each ingest
+	// request, continuing an incoming traceparent. WebSocket connections
+	// are left out (their span would last as long as the connection), and
+	// so are the probes.
+	return otelhttp.NewHandler(e, "hookwire",
+		// ingest records http.server.request.duration itself, with or
+		// without traces.
+		otelhttp.WithTracerProvider(tel.TracerProvider()), otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), otelhttp.WithPropagators(tel.Propagator()),
+		otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/events") }),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
+	), nil
 }
 
 func brokerName(cfg config) string {
@@ -265,99 +285,4 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 		return slog.New(otel.LogHandler(slog.NewTextHandler(w, opts)))
 	}
 	return slog.New(otel.LogHandler(slog.NewJSONHandler(w, opts)))
-}
-
-// devDefaults fills in what --dev generates: secrets and a permissive Origin.
-func devDefaults(cfg *config) {
-	if len(cfg.APIKeys) == 0 && cfg.APIKeysFile == "" {
-		cfg.APIKeys = []string{"hw_dev_" + strings.ToLower(rand.Text())}
-	}
-	if cfg.JWTSecret == "" {
-		b := make([]byte, 32)
-		rand.Read(b)
-		cfg.JWTSecret = hex.EncodeToString(b)
-	}
-	if cfg.WebhookSecret == "" {
-		cfg.WebhookSecret = auth.NewWebhookSecret()
-	}
-	if len(cfg.AllowedOrigins) == 0 {
-		cfg.AllowedOrigins = []string{"*"}
-	}
-}
-
-const demoUser = "demo"
-
-func devToken(cfg config, ttl time.Duration) string {
-	tok, err := auth.SignWith([]byte(cfg.JWTSecret), auth.Claims{
-		Subject: demoUser, Channels: []string{"*"}, Expiry: time.Now().Add(ttl),
-	}, cfg.JWTIssuer, cfg.JWTAudience)
-	if err != nil {
-		panic(err) // HS256 with a non-empty key cannot fail
-	}
-	return tok
-}
-
-func curlLine(cfg config, base string) string {
-	return fmt.Sprintf(`curl -i %s/v1/events -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' -d '{"type":"balance.updated","users":["%s"],"data":{"balance":"10.00"}}'`,
-		base, devKey(cfg), demoUser)
-}
-
-// devKey is the key the dev banner shows: the first configured one, in the
-// plain "key" form, or a placeholder when keys come from a file.
-func devKey(cfg config) string {
-	if len(cfg.APIKeys) == 0 {
-		return "<a key from HOOKWIRE_API_KEYS_FILE>"
-	}
-	k := cfg.APIKeys[0]
-	if parts := strings.SplitN(k, ":", 3); len(parts) >= 2 {
-		k = parts[1] // name:key[:scope]
-	}
-	return k
-}
-
-func baseURL(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "http://" + addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "localhost"
-	}
-	return "http://" + net.JoinHostPort(host, port)
-}
-
-// mountDev serves the demo page and a token endpoint for it.
-func mountDev(e *echo.Echo, cfg config) {
-	// Echo's static handler answers missing files with its 404, which
-	// the error handler renders as problem+json like every other error.
-	e.StaticFS("/", web.Assets())
-	e.GET("/dev/token", func(c echo.Context) error {
-		return c.JSON(http.StatusOK, map[string]string{
-			"token": devToken(cfg, time.Hour),
-			"user":  demoUser,
-			"curl":  curlLine(cfg, "http://"+c.Request().Host),
-		})
-	})
-}
-
-func printDev(w io.Writer, cfg config, addr string) {
-	base := baseURL(addr)
-	fmt.Fprintf(w, `
-hookwire is running in development mode (%s broker). These secrets are generated for this run:
-
-  HOOKWIRE_API_KEYS=%s
-  HOOKWIRE_JWT_SECRET=%s
-  HOOKWIRE_WEBHOOK_SECRET=%s
-
-Demo page (connects as user %q):  %s/
-Subscriber token for user %q (24h): %s
-
-Post a balance update:
-  %s
-
-Watch it arrive:
-  go run ./cmd/hookwire tail --url %s --token %s
-
-`, brokerName(cfg), strings.Join(cfg.APIKeys, ","), cfg.JWTSecret, cfg.WebhookSecret, demoUser, base, demoUser,
-		devToken(cfg, 24*time.Hour), curlLine(cfg, base), base, devToken(cfg, 24*time.Hour))
 }
