@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -404,8 +405,47 @@ func FuzzClientFrame(f *testing.F) {
 	for _, s := range []string{`{"op":"ping","ref":"1"}`, `{"op":"subscribe","channel":"a","since":"e-1-0"}`, `{"op":`, `[]`, `null`, `{"op":"unsubscribe","channel":"` + strings.Repeat("a", 200) + `"}`} {
 		f.Add(s)
 	}
+	// The oracle: an accepted frame is one JSON object whose members are
+	// all known strings, with a known op and a ref of at most 64
+	// characters, and it is accepted again once re-encoded; a refused one
+	// is refused with a code from the contract's list.
+	known := map[string]bool{"op": true, "channel": true, "since": true, "ref": true, "token": true}
+	codes := []string{"bad_request", "forbidden", "limit_exceeded", "unavailable", "rate_limited", "invalid_token"}
 	f.Fuzz(func(t *testing.T, s string) {
-		subscribers.ParseClientFrameForTest([]byte(s))
+		err := subscribers.ParseClientFrameForTest([]byte(s))
+		if err != nil {
+			code, _, _ := strings.Cut(err.Error(), ": ")
+			if !slices.Contains(codes, code) {
+				t.Fatalf("%q refused with %q: not an error frame code of the contract", s, err)
+			}
+			return
+		}
+		var m map[string]any
+		dec := json.NewDecoder(strings.NewReader(s))
+		if err := dec.Decode(&m); err != nil || m == nil || dec.More() {
+			t.Fatalf("accepted %q, which is not one JSON object (%v)", s, err)
+		}
+		canon := map[string]string{}
+		for k, v := range m {
+			name := strings.ToLower(k) // encoding/json matches names case-insensitively
+			str, ok := v.(string)
+			if !known[name] || (!ok && v != nil) {
+				t.Fatalf("accepted %q: member %q = %v", s, k, v)
+			}
+			canon[name] = str
+		}
+		switch canon["op"] {
+		case "subscribe", "unsubscribe", "ping", "refresh":
+		default:
+			t.Fatalf("accepted %q: op %q", s, canon["op"])
+		}
+		if len([]rune(canon["ref"])) > 64 {
+			t.Fatalf("accepted %q: ref of %d characters", s, len([]rune(canon["ref"])))
+		}
+		again, _ := json.Marshal(canon)
+		if err := subscribers.ParseClientFrameForTest(again); err != nil {
+			t.Fatalf("accepted %q but not its re-encoding %s: %v", s, again, err)
+		}
 	})
 }
 
