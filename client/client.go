@@ -59,6 +59,11 @@ type Options struct {
 	// OnDisconnect is called when a connection ends or fails, with why
 	// (a *websocket.CloseError carries the server's close code).
 	OnDisconnect func(err error)
+	// OnFrame, when set, sees every text frame the server sent, as it came
+	// off the wire, before it is parsed or a repeat is dropped: for tests
+	// and diagnostics. It runs on Run's goroutine; frame is valid only
+	// during the call.
+	OnFrame func(frame []byte)
 	// BaseBackoff and MaxBackoff bound the reconnect delay (500ms, 30s).
 	BaseBackoff, MaxBackoff time.Duration
 	// Remember is how many recent event ids are kept to drop repeats
@@ -236,15 +241,12 @@ func (c *Client) session(ctx context.Context, base string) (welcomed bool, err e
 		if err != nil {
 			return welcomed, err
 		}
-		var f struct {
-			Type   string `json:"type"`
-			Conn   string `json:"conn"`
-			Cursor string `json:"cursor"`
-			Reason string `json:"reason"`
-			Code   string `json:"code"`
-			Msg    string `json:"message"`
+		if c.opts.OnFrame != nil {
+			c.opts.OnFrame(b)
 		}
-		if err := json.Unmarshal(b, &f); err != nil {
+		f, err := parseFrame(b)
+		if err != nil {
+			c.opts.Logger.Warn("unreadable server frame", "err", err)
 			continue
 		}
 		switch f.Type {
@@ -260,11 +262,7 @@ func (c *Client) session(ctx context.Context, base string) (welcomed bool, err e
 				c.opts.OnConnect(f.Conn)
 			}
 		case "event":
-			var ev Event
-			if err := json.Unmarshal(b, &ev); err != nil {
-				continue
-			}
-			c.deliver(ev)
+			c.deliver(f.Event)
 		case "reset":
 			c.mu.Lock()
 			c.cursor = ""
@@ -276,6 +274,47 @@ func (c *Client) session(ctx context.Context, base string) (welcomed bool, err e
 			c.opts.Logger.Warn("server error frame", "code", f.Code, "message", f.Msg)
 		}
 	}
+}
+
+// frame is what the client reads of a server frame.
+type frame struct {
+	Type   string
+	Conn   string
+	Cursor string
+	Reason string
+	Code   string
+	Msg    string
+	Event  Event // for an "event" frame
+}
+
+// parseFrame reads one server frame: a JSON object with a string "type";
+// an "event" frame also needs a non-empty id and cursor. Members the client
+// does not know are ignored, so newer servers may add some.
+func parseFrame(b []byte) (frame, error) {
+	var f struct {
+		Type   string `json:"type"`
+		Conn   string `json:"conn"`
+		Cursor string `json:"cursor"`
+		Reason string `json:"reason"`
+		Code   string `json:"code"`
+		Msg    string `json:"message"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		return frame{}, err
+	}
+	if f.Type == "" {
+		return frame{}, errors.New(`frame without a "type"`)
+	}
+	out := frame{Type: f.Type, Conn: f.Conn, Cursor: f.Cursor, Reason: f.Reason, Code: f.Code, Msg: f.Msg}
+	if f.Type == "event" {
+		if err := json.Unmarshal(b, &out.Event); err != nil {
+			return frame{}, err
+		}
+		if out.Event.ID == "" || out.Event.Cursor == "" {
+			return frame{}, errors.New("event frame without an id or a cursor")
+		}
+	}
+	return out, nil
 }
 
 func (c *Client) deliver(ev Event) {

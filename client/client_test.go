@@ -1,6 +1,8 @@
 package client
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,4 +59,52 @@ func TestDedupeIsBounded(t *testing.T) {
 	if len(c.seen) > 3 || len(c.order) > 3 {
 		t.Errorf("remembers %d ids, want at most 3", len(c.seen))
 	}
+}
+
+// FuzzParseFrame: any bytes a server (or something in its place) sends are
+// either refused with an error or parsed; a parsed frame has a type, an
+// event frame an id and a cursor, and what was parsed is what the JSON
+// says.
+func FuzzParseFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"welcome","user":"42","conn":"c1","cursor":"1-0"}`,
+		`{"type":"event","id":"e1","cursor":"2-0","event":"balance.updated","data":{"balance":"10.00"},"time":"2026-11-22T00:00:00Z"}`,
+		`{"type":"event","id":"","cursor":"2-0"}`,
+		`{"type":"reset","reason":"history_expired","cursor":"9-0"}`,
+		`{"type":"error","code":"bad_request","message":"unknown op","ref":"4"}`,
+		`{"type":"event","id":"e1","cursor":"c","time":"not a time"}`,
+		`{"type":1}`, `[]`, `null`, ``, `{"type":"event","data":`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := parseFrame(b)
+		if err != nil {
+			return
+		}
+		var m map[string]any
+		if jerr := json.Unmarshal(b, &m); jerr != nil {
+			t.Fatalf("parsed %q, which is not a JSON object: %v", b, jerr)
+		}
+		// encoding/json matches member names without regard to case.
+		says := func(name, v string) bool {
+			for k, mv := range m {
+				if strings.EqualFold(k, name) && mv == v {
+					return true
+				}
+			}
+			return false
+		}
+		if fr.Type == "" || !says("type", fr.Type) {
+			t.Fatalf("%q: type %q, not what the JSON says", b, fr.Type)
+		}
+		if fr.Type == "event" {
+			if fr.Event.ID == "" || fr.Event.Cursor == "" || !says("id", fr.Event.ID) || !says("cursor", fr.Event.Cursor) {
+				t.Fatalf("%q: event %+v", b, fr.Event)
+			}
+			if fr.Cursor != fr.Event.Cursor {
+				t.Fatalf("%q: frame cursor %q, event cursor %q", b, fr.Cursor, fr.Event.Cursor)
+			}
+		}
+	})
 }
