@@ -42,7 +42,7 @@ func BenchmarkRoutePersonal(b *testing.B) {
 		b.Run(fmt.Sprintf("conns=%d", conns), func(b *testing.B) {
 			h := bridge.NewHub(nil, bridge.HubOptions{})
 			for i := range conns {
-				h.Subscribe(context.Background(), &nopSink{}, fmt.Sprint(i), nil, bridge.Cursor{}, nil)
+				h.Subscribe(context.Background(), bridge.SubscribeRequest{Sink: &nopSink{}, User: fmt.Sprint(i)})
 			}
 			evs := make([]*bridge.Event, 1024)
 			for i := range evs {
@@ -66,7 +66,7 @@ func BenchmarkFanoutBroadcast(b *testing.B) {
 		b.Run(fmt.Sprintf("subscribers=%d", subs), func(b *testing.B) {
 			h := bridge.NewHub(nil, bridge.HubOptions{})
 			for i := range subs {
-				h.Subscribe(context.Background(), &nopSink{}, fmt.Sprint(i), []string{"prices.EURUSD"}, bridge.Cursor{}, nil)
+				h.Subscribe(context.Background(), bridge.SubscribeRequest{Sink: &nopSink{}, User: fmt.Sprint(i), Channels: []string{"prices.EURUSD"}})
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

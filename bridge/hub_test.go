@@ -93,7 +93,7 @@ func TestHubRouting(t *testing.T) {
 	ctx := t.Context()
 	u42a, u42b, u43, p42, p43 := &sink{}, &sink{}, &sink{}, &sink{}, &sink{}
 	mustSub := func(s *sink, user string, chans ...string) {
-		if _, err := h.Subscribe(ctx, s, user, chans, bridge.Cursor{}, nil); err != nil {
+		if _, err := h.Subscribe(ctx, bridge.SubscribeRequest{Sink: s, User: user, Channels: chans}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,7 +134,7 @@ func TestHubRoutingManyUsersOnChannel(t *testing.T) {
 	for i := range 20 {
 		u := fmt.Sprint(i)
 		sinks[u] = &sink{}
-		if _, err := h.Subscribe(t.Context(), sinks[u], u, []string{"c"}, bridge.Cursor{}, nil); err != nil {
+		if _, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: sinks[u], User: u, Channels: []string{"c"}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -151,7 +151,7 @@ func TestHubRoutingManyUsersOnChannel(t *testing.T) {
 func TestSubscriptionJoinLeaveClose(t *testing.T) {
 	h := bridge.NewHub(&history{}, bridge.HubOptions{})
 	s := &sink{}
-	sub, err := h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{}, nil)
+	sub, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestSubscriptionJoinLeaveClose(t *testing.T) {
 	if got := s.ids(); !slices.Equal(got, []string{"e1"}) {
 		t.Errorf("got %v, want [e1]", got)
 	}
-	if n := h.Count(); n != 0 {
+	if n := bridge.Count(h); n != 0 {
 		t.Errorf("Count after Close = %d", n)
 	}
 }
@@ -189,7 +189,7 @@ func TestResumeHandOver(t *testing.T) {
 		}
 	}
 	welcomed := false
-	_, err := h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{Epoch: "ep", MS: 1}, func() { welcomed = true })
+	_, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Since: bridge.Cursor{Epoch: "ep", MS: 1}, Registered: func() { welcomed = true }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,7 +209,7 @@ func TestResumeHandOver(t *testing.T) {
 func TestResumeExpired(t *testing.T) {
 	h := bridge.NewHub(&history{expired: true}, bridge.HubOptions{})
 	s := &sink{}
-	if _, err := h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{Epoch: "old", MS: 1}, nil); err != nil {
+	if _, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Since: bridge.Cursor{Epoch: "old", MS: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(7, []string{"42"}, "")}})
@@ -221,8 +221,8 @@ func TestResumeExpired(t *testing.T) {
 func TestBrokerResetReachesEverySubscriber(t *testing.T) {
 	h := bridge.NewHub(&history{}, bridge.HubOptions{})
 	a, b := &sink{}, &sink{}
-	h.Subscribe(t.Context(), a, "1", nil, bridge.Cursor{}, nil)
-	h.Subscribe(t.Context(), b, "2", []string{"c"}, bridge.Cursor{}, nil)
+	h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: a, User: "1"})
+	h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: b, User: "2", Channels: []string{"c"}})
 	h.Publish(bridge.Batch{Reset: true, Events: []*bridge.Event{ev(1, nil, "c")}})
 	if got := a.ids(); !slices.Equal(got, []string{"reset:history_expired"}) {
 		t.Errorf("a got %v", got)
@@ -239,14 +239,14 @@ func TestHeldOverflow(t *testing.T) {
 	hist.onCall = func(int) {
 		h.Publish(bridge.Batch{Events: []*bridge.Event{ev(3, []string{"42"}, ""), ev(4, []string{"42"}, ""), ev(5, []string{"42"}, "")}})
 	}
-	_, err := h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{Epoch: "ep", MS: 1}, nil)
+	_, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Since: bridge.Cursor{Epoch: "ep", MS: 1}})
 	if err == nil {
 		t.Fatal("Subscribe succeeded after overflow")
 	}
 	if got := s.ids(); !slices.Contains(got, "overflow") {
 		t.Errorf("got %v, want an overflow", got)
 	}
-	if h.Count() != 0 {
+	if bridge.Count(h) != 0 {
 		t.Error("overflowed subscription still registered")
 	}
 }
@@ -255,7 +255,7 @@ func TestJoinReplaysChannelOnly(t *testing.T) {
 	hist := &history{log: []*bridge.Event{ev(1, nil, "c"), ev(2, []string{"42"}, ""), ev(3, nil, "c")}}
 	h := bridge.NewHub(hist, bridge.HubOptions{})
 	s := &sink{}
-	sub, err := h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{}, nil)
+	sub, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,5 +280,33 @@ func TestFrameCarriesSource(t *testing.T) {
 	e.Source = "/github/acme"
 	if !strings.Contains(string(e.Frame()), `"source":"/github/acme"`) {
 		t.Errorf("frame %s lacks the source", e.Frame())
+	}
+}
+
+// TestRegisteredRunsWithoutTheHubLock: Registered may do anything the
+// fan-out does (under the old API it ran under the Hub's lock, and this
+// deadlocked); events fanned out meanwhile are held, and reach the sink
+// after what Registered sent, for Subscribe and for Join.
+func TestRegisteredRunsWithoutTheHubLock(t *testing.T) {
+	h := bridge.NewHub(&history{}, bridge.HubOptions{})
+	s := &sink{}
+	welcome := func(name string, e *bridge.Event) func() {
+		return func() {
+			s.mu.Lock()
+			s.got = append(s.got, name)
+			s.mu.Unlock()
+			h.Publish(bridge.Batch{Events: []*bridge.Event{e}})
+		}
+	}
+	sub, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Registered: welcome("welcome", ev(1, []string{"42"}, ""))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Join(t.Context(), "c", bridge.Cursor{}, welcome("subscribed", ev(2, nil, "c"))); err != nil {
+		t.Fatal(err)
+	}
+	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(3, nil, "c")}})
+	if got, want := s.ids(), []string{"welcome", "e1", "subscribed", "e2", "e3"}; !slices.Equal(got, want) {
+		t.Errorf("got %v, want %v", got, want)
 	}
 }

@@ -88,12 +88,12 @@ func TestReplayWhileLiveDeliveryRuns(t *testing.T) {
 	defer func() { cancel(); wg.Wait() }()
 
 	live := newLiveSink()
-	if _, err := h.Subscribe(ctx, live, "u", nil, bridge.Cursor{}, nil); err != nil {
+	if _, err := h.Subscribe(ctx, bridge.SubscribeRequest{Sink: live, User: "u"}); err != nil {
 		t.Fatal(err)
 	}
 	// Tail reads what is appended after it starts: warm it up first.
 	warm := newLiveSink()
-	if _, err := h.Subscribe(ctx, warm, "w", nil, bridge.Cursor{}, nil); err != nil {
+	if _, err := h.Subscribe(ctx, bridge.SubscribeRequest{Sink: warm, User: "w"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; len(warm.snapshot()) == 0; i++ {
@@ -131,7 +131,7 @@ func TestReplayWhileLiveDeliveryRuns(t *testing.T) {
 	for r := 0; r < 30; r++ {
 		before := live.snapshot() // fanned out before this resume registers
 		rs := newLiveSink()
-		sub, err := h.Subscribe(ctx, rs, "u", nil, start, nil)
+		sub, err := h.Subscribe(ctx, bridge.SubscribeRequest{Sink: rs, User: "u", Since: start})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -37,7 +37,7 @@ func TestProcessSpanJoinsTheTraceOfTheAppend(t *testing.T) {
 	h := bridge.NewHub(&history{}, bridge.HubOptions{TracerProvider: tp, Propagator: prop, Destination: "hw"})
 	ok1, ok2, bad := &doneSink{}, &doneSink{}, &doneSink{fail: true}
 	for _, s := range []*doneSink{ok1, ok2, bad} {
-		if _, err := h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{}, nil); err != nil {
+		if _, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,7 +93,7 @@ func TestProcessSpanWaitsForTheLastWrite(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	h := bridge.NewHub(&history{}, bridge.HubOptions{TracerProvider: tp})
 	s := &sink{}
-	h.Subscribe(t.Context(), s, "42", nil, bridge.Cursor{}, nil)
+	h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42"})
 	e := ev(1, []string{"42"}, "")
 	h.Publish(bridge.Batch{Events: []*bridge.Event{e}})
 	if n := len(rec.Ended()); n != 0 {

@@ -57,7 +57,7 @@ func (c *conn) refresh(ctx context.Context, f clientFrame) {
 		return
 	}
 	c.claims = claims
-	for _, ch := range c.sub.ChannelNames() {
+	for _, ch := range c.sub.Channels() {
 		if !claims.ChannelAllowed(ch) {
 			c.sub.Leave(ch)
 			c.reply(channelFrame{Type: "unsubscribed", Channel: ch})
@@ -79,7 +79,7 @@ func (c *conn) subscribe(ctx context.Context, f clientFrame) {
 		c.fail(f.Ref, &errFrame{codeBadRequest, "malformed since cursor"})
 		return
 	}
-	if !c.sub.Subscribed(f.Channel) && c.sub.Channels() >= c.srv.opts.MaxChannels {
+	if !c.sub.Subscribed(f.Channel) && c.sub.ChannelCount() >= c.srv.opts.MaxChannels {
 		c.fail(f.Ref, &errFrame{codeLimit, "too many channels on this connection"})
 		return
 	}

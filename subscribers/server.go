@@ -24,7 +24,7 @@ import (
 
 // hub is what a connection needs of the bridge.
 type hub interface {
-	Subscribe(ctx context.Context, sink bridge.Sink, user string, channels []string, since bridge.Cursor, registered func()) (*bridge.Subscription, error)
+	Subscribe(ctx context.Context, req bridge.SubscribeRequest) (*bridge.Subscription, error)
 }
 
 // verifier checks subscriber tokens. auth.Verifier implements it.
@@ -386,7 +386,10 @@ func (s *Server) subscribe(ctx context.Context, c *conn, channels []string, sinc
 			welcome.Cursor = head.String()
 		}
 	}
-	return s.hub.Subscribe(ctx, c, c.claims.Subject, channels, since, func() { c.reply(welcome) })
+	return s.hub.Subscribe(ctx, bridge.SubscribeRequest{
+		Sink: c, User: c.claims.Subject, Channels: channels, Since: since,
+		Registered: func() { c.reply(welcome) },
+	})
 }
 
 // Drain begins the drain state (if its owner has not already) and closes
