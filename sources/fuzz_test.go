@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stripe/stripe-go/v82/webhook"
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+	"github.com/stripe/stripe-go/v82/webhook"
 )
 
 // lax is a tolerance that accepts any timestamp, so the fuzzers compare
