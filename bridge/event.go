@@ -135,12 +135,12 @@ func (ev *Event) HasUser(user string) bool {
 	return false
 }
 
-// Matches reports whether ev is delivered to a connection of user that is
+// matches reports whether ev is delivered to a connection of user that is
 // subscribed to the channels for which subscribed returns true: user events
 // go to every connection of the user, channel events to every subscriber of
 // the channel, and events with both only to those users' subscribed
 // connections.
-func (ev *Event) Matches(user string, subscribed func(channel string) bool) bool {
+func (ev *Event) matches(user string, subscribed func(channel string) bool) bool {
 	if ev.Channel == "" {
 		return ev.HasUser(user)
 	}

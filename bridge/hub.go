@@ -81,7 +81,11 @@ type Hub struct {
 	replays     metric.Int64Counter
 	resets      metric.Int64Counter
 
-	mu     sync.RWMutex // guards byUser, byChan and every Subscription.channels
+	// mu guards byUser, byChan and every Subscription.channels. It is
+	// the outermost lock: Hub.mu, then Subscription.mu, then the sink's
+	// (in hookwire: the connection's writer.mu, then wire.mu). No
+	// caller's callback runs under it.
+	mu     sync.RWMutex
 	byUser map[string]map[*Subscription]struct{}
 	byChan map[string]map[*Subscription]struct{}
 }

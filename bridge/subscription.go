@@ -17,8 +17,8 @@ import (
 // events it sends.
 const maxReplayLinks = 32
 
-// ErrOverflow is returned by a replay whose subscription overflowed.
-var ErrOverflow = errors.New("subscriber too slow")
+// errOverflow is returned by a replay whose subscription overflowed.
+var errOverflow = errors.New("subscriber too slow")
 
 // A Subscription is one sink's registration in the Hub. Its methods are safe
 // for concurrent use, but replays (Subscribe and Join with a cursor) must
@@ -30,7 +30,10 @@ type Subscription struct {
 
 	channels map[string]struct{} // guarded by hub.mu
 
-	mu      sync.Mutex // guards holding, held, floor, closed
+	// mu guards holding, held, floor, closed. Lock order: Hub.mu, then
+	// mu, then the sink's own locks (the fan-out calls Sink.Send with
+	// both held). Never take Hub.mu with mu held.
+	mu      sync.Mutex
 	holding bool
 	held    []Delivery // a zero Delivery stands for a Reset
 	// floor is the last cursor the connect-time replay covered: live
@@ -41,14 +44,11 @@ type Subscription struct {
 	closed bool
 }
 
-// User returns the subscription's user.
-func (s *Subscription) User() string { return s.user }
-
 // matches reports whether ev is for this subscription. It takes hub.mu.
 func (s *Subscription) matches(ev *Event) bool {
 	s.hub.mu.RLock()
 	defer s.hub.mu.RUnlock()
-	return ev.Matches(s.user, func(ch string) bool { _, ok := s.channels[ch]; return ok })
+	return ev.matches(s.user, func(ch string) bool { _, ok := s.channels[ch]; return ok })
 }
 
 // ChannelCount returns how many channels s is subscribed to.
@@ -260,7 +260,7 @@ func (s *Subscription) releaseHeld(ctx context.Context, floor Cursor, want func(
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return ErrOverflow
+			return errOverflow
 		}
 		batch := s.held
 		s.held = nil

@@ -34,12 +34,13 @@ const maxRef = 64
 // validRef reports whether ref may be echoed: at most maxRef characters.
 func validRef(ref string) bool { return utf8.RuneCountInString(ref) <= maxRef }
 
-// errFrame is a client frame error, reported in an "error" frame.
-type errFrame struct {
+// clientError is the error of a client's request (a frame, or the query
+// of an upgrade): code is the "error" frame's code, msg its message.
+type clientError struct {
 	code, msg string
 }
 
-func (e *errFrame) Error() string { return e.code + ": " + e.msg }
+func (e *clientError) Error() string { return e.code + ": " + e.msg }
 
 // parseClientFrame decodes one client text frame strictly. On error it
 // still returns the ref when it could be read, so the error frame can echo it.
@@ -56,21 +57,21 @@ func parseClientFrame(b []byte) (clientFrame, error) {
 				f.Ref = r
 			}
 		}
-		return f, &errFrame{codeBadRequest, "malformed frame: " + jsonReason(err)}
+		return f, &clientError{codeBadRequest, "malformed frame: " + jsonReason(err)}
 	}
 	if dec.More() {
-		return f, &errFrame{codeBadRequest, "malformed frame: trailing data"}
+		return f, &clientError{codeBadRequest, "malformed frame: trailing data"}
 	}
 	if !validRef(f.Ref) {
 		f.Ref = ""
-		return f, &errFrame{codeBadRequest, fmt.Sprintf("ref longer than %d characters", maxRef)}
+		return f, &clientError{codeBadRequest, fmt.Sprintf("ref longer than %d characters", maxRef)}
 	}
 	switch f.Op {
 	case "subscribe", "unsubscribe", "ping", "refresh":
 	case "":
-		return f, &errFrame{codeBadRequest, "missing op"}
+		return f, &clientError{codeBadRequest, "missing op"}
 	default:
-		return f, &errFrame{codeBadRequest, "unknown op"}
+		return f, &clientError{codeBadRequest, "unknown op"}
 	}
 	return f, nil
 }

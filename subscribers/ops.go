@@ -15,9 +15,9 @@ import (
 func (c *conn) reply(v any) { c.wr.push(out{b: textFrame(encode(v))}, controlFrame) }
 
 func (c *conn) fail(ref string, err error) {
-	var ef *errFrame
+	var ef *clientError
 	if !errors.As(err, &ef) {
-		ef = &errFrame{codeUnavailable, "try again later"}
+		ef = &clientError{codeUnavailable, "try again later"}
 	}
 	c.reply(errorFrame{Type: "error", Code: ef.code, Message: ef.msg, Ref: ref})
 }
@@ -34,7 +34,7 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 		c.reply(pongFrame{Type: "pong", Ref: f.Ref})
 	case "unsubscribe":
 		if !bridge.ValidChannel(f.Channel) {
-			c.fail(f.Ref, &errFrame{codeBadRequest, "invalid channel name"})
+			c.fail(f.Ref, &clientError{codeBadRequest, "invalid channel name"})
 			return
 		}
 		c.sub.Leave(f.Channel)
@@ -53,7 +53,7 @@ func (c *conn) refresh(ctx context.Context, f clientFrame) {
 	claims, err := c.srv.verifier.RefreshContext(ctx, c.claims, f.Token)
 	if err != nil {
 		c.srv.metrics.authFailure("refresh")
-		c.fail(f.Ref, &errFrame{codeBadToken, err.Error()})
+		c.fail(f.Ref, &clientError{codeBadToken, err.Error()})
 		return
 	}
 	c.claims = claims
@@ -76,11 +76,11 @@ func (c *conn) subscribe(ctx context.Context, f clientFrame) {
 	}
 	since, err := bridge.ParseCursor(f.Since)
 	if err != nil {
-		c.fail(f.Ref, &errFrame{codeBadRequest, "malformed since cursor"})
+		c.fail(f.Ref, &clientError{codeBadRequest, "malformed since cursor"})
 		return
 	}
 	if !c.sub.Subscribed(f.Channel) && c.sub.ChannelCount() >= c.srv.opts.MaxChannels {
-		c.fail(f.Ref, &errFrame{codeLimit, "too many channels on this connection"})
+		c.fail(f.Ref, &clientError{codeLimit, "too many channels on this connection"})
 		return
 	}
 	ok := channelFrame{Type: "subscribed", Channel: f.Channel, Ref: f.Ref}

@@ -167,12 +167,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	channels, err := s.parseChannels(claims, q.Get("channels"))
 	if err != nil {
 		status := http.StatusBadRequest
-		var ef *errFrame
+		var ef *clientError
 		if errors.As(err, &ef) && ef.code == codeForbidden {
 			status = http.StatusForbidden
 			s.metrics.authFailure("channel")
 		}
-		writeProblem(w, r, status, err.(*errFrame).msg)
+		writeProblem(w, r, status, err.(*clientError).msg)
 		return
 	}
 	if !s.reserve(claims.Subject) {
@@ -180,7 +180,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("at most %d connections per user", s.opts.MaxConnsPerUser))
 		return
 	}
-	wr := &wiring{ResponseWriter: w}
+	wr := &hijacker{ResponseWriter: w}
 	ws, err := s.upgrader.Upgrade(wr, r, nil)
 	if err != nil {
 		s.release(claims.Subject)
@@ -231,7 +231,7 @@ func (s *Server) parseChannels(claims auth.Claims, list string) ([]string, error
 	}
 	parts := strings.Split(list, ",")
 	if len(parts) > s.opts.MaxChannels {
-		return nil, &errFrame{codeLimit, fmt.Sprintf("at most %d channels per connection", s.opts.MaxChannels)}
+		return nil, &clientError{codeLimit, fmt.Sprintf("at most %d channels per connection", s.opts.MaxChannels)}
 	}
 	for _, ch := range parts {
 		if err := s.checkChannel(claims, ch); err != nil {
@@ -244,10 +244,10 @@ func (s *Server) parseChannels(claims auth.Claims, list string) ([]string, error
 // checkChannel reports whether claims may subscribe to ch.
 func (s *Server) checkChannel(claims auth.Claims, ch string) error {
 	if !bridge.ValidChannel(ch) {
-		return &errFrame{codeBadRequest, "invalid channel name"}
+		return &clientError{codeBadRequest, "invalid channel name"}
 	}
 	if !claims.ChannelAllowed(ch) {
-		return &errFrame{codeForbidden, "token does not grant channel " + ch}
+		return &clientError{codeForbidden, "token does not grant channel " + ch}
 	}
 	return nil
 }

@@ -93,14 +93,14 @@ func (w *wire) writeAll(bufs net.Buffers, deadline time.Time) error {
 	return err
 }
 
-// wiring is the http.ResponseWriter gorilla upgrades: its Hijack hands
+// hijacker is the http.ResponseWriter gorilla upgrades: its Hijack hands
 // gorilla the connection's wire instead of the bare socket.
-type wiring struct {
+type hijacker struct {
 	http.ResponseWriter
 	wire *wire
 }
 
-func (w *wiring) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
