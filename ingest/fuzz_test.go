@@ -92,3 +92,55 @@ func BenchmarkIngestSingle(b *testing.B) {
 		}
 	}
 }
+
+// FuzzDecodeBatch: the batch decoder refuses only with a
+// *bridge.ValidationError that becomes a 400 problem, and accepts only one
+// JSON object {"events": [...]} of 1..MaxBatch objects, returning exactly
+// those elements: re-encoding them decodes to the same.
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range []string{
+		`{"events":[{"type":"t","users":["1"]}]}`,
+		`{"events":[{"type":"t","users":["1"]},{"type":"u","channel":"a"}]}`,
+		`{"events":[]}`, `{"events":[1]}`, `{"events":{}}`, `{"events":[{}],"events":[{}]}`,
+		`{"events":[{}],"x":1}`, `{"events":[{}]} {}`, `[]`, `null`, ``, "{\"events\":[{\"a\":\"\xff\"}]}",
+		`{"EVENTS":[{}]}`, ` {"events" : [ {} , {} ] } `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		evs, err := decodeBatch(body)
+		if err != nil {
+			var ve *bridge.ValidationError
+			if !errors.As(err, &ve) || ve.Reason == "" {
+				t.Fatalf("error %v (%T), want a *bridge.ValidationError with a reason", err, err)
+			}
+			if p := invalidDetails(err); p.Status != http.StatusBadRequest || p.Detail == "" {
+				t.Fatalf("problem %+v", p)
+			}
+			return
+		}
+		if len(evs) == 0 || len(evs) > MaxBatch {
+			t.Fatalf("accepted %d events", len(evs))
+		}
+		var whole map[string]json.RawMessage
+		if err := json.Unmarshal(body, &whole); err != nil || len(whole) != 1 || whole["events"] == nil {
+			t.Fatalf("accepted %q: not one object with only \"events\" (%v)", body, err)
+		}
+		for i, ev := range evs {
+			var obj map[string]any
+			if err := json.Unmarshal(ev, &obj); err != nil || obj == nil {
+				t.Fatalf("event %d %q is not a JSON object: %v", i, ev, err)
+			}
+		}
+		again, _ := json.Marshal(map[string][]json.RawMessage{"events": evs})
+		evs2, err := decodeBatch(again)
+		if err != nil || len(evs2) != len(evs) {
+			t.Fatalf("re-encoded %s: %d events, %v; want %d", again, len(evs2), err, len(evs))
+		}
+		for i := range evs {
+			if !jsonEqual(evs[i], evs2[i]) {
+				t.Fatalf("event %d: %s, re-decoded %s", i, evs[i], evs2[i])
+			}
+		}
+	})
+}

@@ -70,7 +70,7 @@ var listenRE = regexp.MustCompile(`hookwire listening.*?\baddr(?:":"|=)([^"\s]+)
 func startReplica(t *testing.T, env []string, args ...string) *replica {
 	t.Helper()
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = replicaEnv(env...)
 	r := &replica{t: t, cmd: cmd, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
 	pr, pw := io.Pipe()
 	cmd.Stdout = r.stdout
@@ -105,6 +105,19 @@ func startReplica(t *testing.T, env []string, args ...string) *replica {
 		t.Fatalf("replica did not start: %s", r.stderr.String())
 	}
 	return r
+}
+
+// replicaEnv is the test process's environment without the variables that
+// configure hookwire (HOOKWIRE_*, OTEL_*), plus env: a replica or tool
+// started by a test sees only what the test sets.
+func replicaEnv(env ...string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HOOKWIRE_") && !strings.HasPrefix(kv, "OTEL_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
 }
 
 func (r *replica) signal(sig syscall.Signal) {
@@ -260,7 +273,7 @@ func TestTwoReplicasOneRedis(t *testing.T) {
 }
 
 func TestProductionRefusesWithoutCredentials(t *testing.T) {
-	out, err := exec.Command(binary, "serve").CombinedOutput()
+	out, err := command(replicaEnv(), "serve").CombinedOutput()
 	if err == nil {
 		t.Fatal("serve started without credentials")
 	}
@@ -370,7 +383,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 func TestTools(t *testing.T) {
 	rs := redistest.Start(t)
 	r := startReplica(t, prodEnv(rs.URL()))
-	env := append(os.Environ(), "HOOKWIRE_URL="+r.base, "HOOKWIRE_API_KEY="+testAPIKey, "HOOKWIRE_JWT_SECRET="+testSecret)
+	env := replicaEnv("HOOKWIRE_URL="+r.base, "HOOKWIRE_API_KEY="+testAPIKey, "HOOKWIRE_JWT_SECRET="+testSecret)
 	out, err := command(env, "token", "--sub", "42", "--channels", "prices.*", "--ttl", "1h").Output()
 	if err != nil {
 		t.Fatalf("token: %v", err)

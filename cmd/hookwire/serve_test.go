@@ -79,7 +79,7 @@ func memEnv(extra ...string) []string {
 	return append([]string{
 		"HOOKWIRE_API_KEYS=" + testAPIKey,
 		"HOOKWIRE_JWT_SECRET=" + testSecret,
-		"HOOKWIRE_DRAIN_TIMEOUT=2s",
+		"HOOKWIRE_DRAIN_TIMEOUT=1s",
 	}, extra...)
 }
 
