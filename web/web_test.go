@@ -82,11 +82,15 @@ func TestDemoElementsExist(t *testing.T) {
 	}
 }
 
-// lookNode returns the node binary or skips the test.
+// lookNode returns the node binary or skips the test; under CI a missing
+// node fails it.
 func lookNode(t *testing.T) string {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("node not on PATH (CI is set)")
+		}
 		t.Skip("node not on PATH")
 	}
 	return node
