@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -51,8 +52,7 @@ type conn struct {
 	user   string      // claims.Subject, readable from any goroutine
 	srv    *Server
 
-	pinger *time.Timer
-	expiry *time.Timer
+	timers timers // the ping and the token's expiry
 
 	// Owned by the reader goroutine:
 	limiter *rate.Limiter // client frames
@@ -140,26 +140,62 @@ func (c *conn) onClose(code int, _ string) error {
 	return nil
 }
 
-// startTimers arms the ping timer and the token's expiry.
-func (c *conn) startTimers(pingEvery time.Duration) {
-	var ping func()
-	ping = func() {
-		if c.wr.push(out{b: pingFrame}, controlFrame) {
-			c.pinger.Reset(pingEvery)
-		}
+// timers are a connection's ping and expiry timers. Their callbacks run
+// on goroutines of the runtime's: stop waits for a running one, so that
+// none outlives the connection.
+type timers struct {
+	mu      sync.Mutex // guards stopped, and orders running.Add before Wait
+	stopped bool
+	running sync.WaitGroup // callbacks under way
+	ping    *time.Timer
+	expiry  *time.Timer // nil for a token without exp
+}
+
+// enter reports whether a timer's callback may run; leave must follow.
+func (t *timers) enter() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return false
 	}
-	c.pinger = time.AfterFunc(pingEvery, ping)
-	if !c.claims.Expiry.IsZero() {
-		c.expiry = time.AfterFunc(time.Until(c.claims.Expiry)+expirySlop, func() {
-			c.close(websocket.ClosePolicyViolation, "token expired", dropQueued)
-		})
+	t.running.Add(1)
+	return true
+}
+
+func (t *timers) leave() { t.running.Done() }
+
+// stop disarms the timers and waits for a callback under way.
+func (t *timers) stop() {
+	t.mu.Lock()
+	t.stopped = true
+	t.mu.Unlock()
+	t.running.Wait()
+	// No callback runs, and none can re-arm a timer any more.
+	t.ping.Stop()
+	if t.expiry != nil {
+		t.expiry.Stop()
 	}
 }
 
-func (c *conn) stopTimers() {
-	c.pinger.Stop()
-	if c.expiry != nil {
-		c.expiry.Stop()
+// startTimers arms the ping timer and the token's expiry.
+func (c *conn) startTimers(pingEvery time.Duration) {
+	c.timers.ping = time.AfterFunc(pingEvery, func() {
+		if !c.timers.enter() {
+			return
+		}
+		defer c.timers.leave()
+		if c.wr.push(out{b: pingFrame}, controlFrame) {
+			c.timers.ping.Reset(pingEvery)
+		}
+	})
+	if !c.claims.Expiry.IsZero() {
+		c.timers.expiry = time.AfterFunc(time.Until(c.claims.Expiry)+expirySlop, func() {
+			if !c.timers.enter() {
+				return
+			}
+			defer c.timers.leave()
+			c.close(websocket.ClosePolicyViolation, "token expired", dropQueued)
+		})
 	}
 }
 

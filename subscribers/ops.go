@@ -63,8 +63,8 @@ func (c *conn) refresh(ctx context.Context, f clientFrame) {
 			c.reply(channelFrame{Type: "unsubscribed", Channel: ch})
 		}
 	}
-	if c.expiry != nil {
-		c.expiry.Reset(time.Until(claims.Expiry) + expirySlop)
+	if c.timers.expiry != nil {
+		c.timers.expiry.Reset(time.Until(claims.Expiry) + expirySlop)
 	}
 	c.reply(refreshedFrame{Type: "refreshed", Exp: claims.Expiry.UTC().Format(time.RFC3339), Ref: f.Ref})
 }

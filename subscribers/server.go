@@ -73,8 +73,8 @@ type Server struct {
 	upgrader websocket.Upgrader
 
 	drain   *drain.State
-	wg      sync.WaitGroup
-	mu      sync.Mutex // guards conns, perUser
+	wg      sync.WaitGroup // the connections' reader goroutines (run); Drain waits for them
+	mu      sync.Mutex     // guards conns, perUser
 	conns   map[*conn]struct{}
 	perUser map[string]int // open (or upgrading) connections by user
 }
@@ -329,7 +329,7 @@ func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
 			awaitClose(c.ws, closeGrace)
 		}
 	}
-	c.stopTimers()
+	c.timers.stop()
 	c.wr.discard(errClosing)
 	c.ws.Close()
 	c.wr.wait()
@@ -351,7 +351,7 @@ func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []strin
 		sub, err := s.subscribe(ctx, c, channels, since)
 		res <- result{sub, err}
 	}()
-	r := <-res
+	r := <-res // the goroutine's owner waits for it here
 	if r.err != nil {
 		if !errors.Is(r.err, errClosing) && ctx.Err() == nil {
 			c.log().WarnContext(ctx, "replay failed", "err", r.err)
