@@ -52,7 +52,7 @@ func BenchmarkRoutePersonal(b *testing.B) {
 			b.ResetTimer()
 			i := 0
 			for b.Loop() {
-				h.Publish(bridge.Batch{Events: evs[i%len(evs) : i%len(evs)+1]})
+				h.Publish(b.Context(), bridge.Batch{Events: evs[i%len(evs) : i%len(evs)+1]})
 				i++
 			}
 		})
@@ -71,7 +71,7 @@ func BenchmarkFanoutBroadcast(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				h.Publish(bridge.Batch{Events: []*bridge.Event{benchEvent(nil, "prices.EURUSD")}})
+				h.Publish(b.Context(), bridge.Batch{Events: []*bridge.Event{benchEvent(nil, "prices.EURUSD")}})
 			}
 			b.ReportMetric(float64(subs)*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
 		})

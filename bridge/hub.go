@@ -138,16 +138,17 @@ type tailer interface {
 // Run reads t and fans every event out until ctx is cancelled. It must be
 // called once.
 func (h *Hub) Run(ctx context.Context, t tailer) error {
-	return t.Tail(ctx, h.Publish)
+	return t.Tail(ctx, func(b Batch) { h.Publish(ctx, b) })
 }
 
 // Publish fans a batch out to the matching subscriptions. It never blocks
-// on a subscriber. Run calls it; tests may call it directly.
-func (h *Hub) Publish(b Batch) {
+// on a subscriber. Run calls it; tests may call it directly. ctx is the
+// reader's: it carries no deadline for the fan-out.
+func (h *Hub) Publish(ctx context.Context, b Batch) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	if b.Reset {
-		h.resets.Add(context.Background(), 1)
+		h.resets.Add(ctx, 1)
 		for _, subs := range h.byUser {
 			for s := range subs {
 				s.reset()
@@ -157,7 +158,7 @@ func (h *Hub) Publish(b Batch) {
 	for _, ev := range b.Events {
 		d := Delivery{Event: ev, Live: true}
 		if h.tracing {
-			d.fanout = h.startProcess(ev)
+			d.fanout = h.startProcess(ctx, ev)
 		}
 		h.route(ev, func(s *Subscription) { s.deliver(d) })
 		d.fanout.endRouting()

@@ -102,7 +102,7 @@ func TestHubRouting(t *testing.T) {
 	mustSub(u43, "43")
 	mustSub(p42, "42", "prices")
 	mustSub(p43, "43", "prices")
-	h.Publish(bridge.Batch{Events: []*bridge.Event{
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{
 		ev(1, []string{"42"}, ""),       // every connection of 42
 		ev(2, nil, "prices"),            // every subscriber of prices
 		ev(3, []string{"43"}, "prices"), // 43's subscribed connections only
@@ -139,7 +139,7 @@ func TestHubRoutingManyUsersOnChannel(t *testing.T) {
 		}
 	}
 	users := []string{"1", "3", "5", "7", "9", "11", "13", "15", "17", "99"}
-	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(1, users, "c")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(1, users, "c")}})
 	for u, s := range sinks {
 		want := slices.Contains(users, u)
 		if got := len(s.ids()) == 1; got != want {
@@ -159,11 +159,11 @@ func TestSubscriptionJoinLeaveClose(t *testing.T) {
 	if err := sub.Join(t.Context(), "c", bridge.Cursor{}, func() { registered = true }); err != nil || !registered {
 		t.Fatalf("Join: %v, registered %v", err, registered)
 	}
-	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(1, nil, "c")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(1, nil, "c")}})
 	sub.Leave("c")
-	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(2, nil, "c")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(2, nil, "c")}})
 	sub.Close()
-	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(3, []string{"42"}, "")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(3, []string{"42"}, "")}})
 	if got := s.ids(); !slices.Equal(got, []string{"e1"}) {
 		t.Errorf("got %v, want [e1]", got)
 	}
@@ -184,7 +184,7 @@ func TestResumeHandOver(t *testing.T) {
 		if call == 1 {
 			// While replaying, the reader fans out e3 (already in the
 			// history) and e5 (new).
-			h.Publish(bridge.Batch{Events: []*bridge.Event{log[2], log[3], e5}})
+			h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{log[2], log[3], e5}})
 			hist.log = append(hist.log, e5)
 		}
 	}
@@ -200,7 +200,7 @@ func TestResumeHandOver(t *testing.T) {
 		t.Errorf("got %v, want %v", got, want)
 	}
 	// A lagging reader repeating e3 after the hand-over is dropped.
-	h.Publish(bridge.Batch{Events: []*bridge.Event{log[2], ev(6, []string{"42"}, "")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{log[2], ev(6, []string{"42"}, "")}})
 	if got, want := s.ids(), []string{"e2", "e3", "e5", "e6"}; !slices.Equal(got, want) {
 		t.Errorf("after lagging repeat got %v, want %v", got, want)
 	}
@@ -212,7 +212,7 @@ func TestResumeExpired(t *testing.T) {
 	if _, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Since: bridge.Cursor{Epoch: "old", MS: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(7, []string{"42"}, "")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(7, []string{"42"}, "")}})
 	if got, want := s.ids(), []string{"reset:history_expired", "e7"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}
@@ -223,7 +223,7 @@ func TestBrokerResetReachesEverySubscriber(t *testing.T) {
 	a, b := &sink{}, &sink{}
 	h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: a, User: "1"})
 	h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: b, User: "2", Channels: []string{"c"}})
-	h.Publish(bridge.Batch{Reset: true, Events: []*bridge.Event{ev(1, nil, "c")}})
+	h.Publish(t.Context(), bridge.Batch{Reset: true, Events: []*bridge.Event{ev(1, nil, "c")}})
 	if got := a.ids(); !slices.Equal(got, []string{"reset:history_expired"}) {
 		t.Errorf("a got %v", got)
 	}
@@ -237,7 +237,7 @@ func TestHeldOverflow(t *testing.T) {
 	h := bridge.NewHub(hist, bridge.HubOptions{MaxHeld: 2})
 	s := &sink{}
 	hist.onCall = func(int) {
-		h.Publish(bridge.Batch{Events: []*bridge.Event{ev(3, []string{"42"}, ""), ev(4, []string{"42"}, ""), ev(5, []string{"42"}, "")}})
+		h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(3, []string{"42"}, ""), ev(4, []string{"42"}, ""), ev(5, []string{"42"}, "")}})
 	}
 	_, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Since: bridge.Cursor{Epoch: "ep", MS: 1}})
 	if err == nil {
@@ -295,7 +295,7 @@ func TestRegisteredRunsWithoutTheHubLock(t *testing.T) {
 			s.mu.Lock()
 			s.got = append(s.got, name)
 			s.mu.Unlock()
-			h.Publish(bridge.Batch{Events: []*bridge.Event{e}})
+			h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{e}})
 		}
 	}
 	sub, err := h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42", Registered: welcome("welcome", ev(1, []string{"42"}, ""))})
@@ -305,7 +305,7 @@ func TestRegisteredRunsWithoutTheHubLock(t *testing.T) {
 	if err := sub.Join(t.Context(), "c", bridge.Cursor{}, welcome("subscribed", ev(2, nil, "c"))); err != nil {
 		t.Fatal(err)
 	}
-	h.Publish(bridge.Batch{Events: []*bridge.Event{ev(3, nil, "c")}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{ev(3, nil, "c")}})
 	if got, want := s.ids(), []string{"welcome", "e1", "subscribed", "e2", "e3"}; !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
 	}

@@ -226,8 +226,10 @@ func (s *Subscription) sendHistory(ctx context.Context, q HistoryQuery, want fun
 				if sent < maxReplayLinks && len(ev.Trace) > 0 {
 					// Tie the replay to the traces of the events it
 					// sends, so each event's trace shows it.
-					ectx := s.hub.propagator.Extract(context.Background(), propagation.MapCarrier(ev.Trace))
-					span.AddLink(trace.LinkFromContext(ectx))
+					ectx := s.hub.propagator.Extract(ctx, propagation.MapCarrier(ev.Trace))
+					if sc := trace.SpanContextFromContext(ectx); sc.IsRemote() {
+						span.AddLink(trace.Link{SpanContext: sc})
+					}
 				}
 				if err := s.sink.SendWait(ctx, Delivery{Event: ev}); err != nil {
 					return Cursor{}, err

@@ -84,8 +84,9 @@ func eventName(err error) string {
 // append and the fan-out of every replica. Per the messaging conventions,
 // it also links to that creation context: a link is what survives when a
 // sampler or a batch makes the parent unsuitable.
-func (h *Hub) startProcess(ev *Event) *fanout {
-	ctx := context.Background()
+func (h *Hub) startProcess(ctx context.Context, ev *Event) *fanout {
+	// The event's own trace is the parent, never one ctx may carry.
+	ctx = trace.ContextWithSpanContext(ctx, trace.SpanContext{})
 	if len(ev.Trace) > 0 {
 		ctx = h.propagator.Extract(ctx, propagation.MapCarrier(ev.Trace))
 	}

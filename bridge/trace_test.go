@@ -48,7 +48,7 @@ func TestProcessSpanJoinsTheTraceOfTheAppend(t *testing.T) {
 	send.End()
 	e := ev(1, []string{"42"}, "")
 	e.Trace = carrier
-	h.Publish(bridge.Batch{Events: []*bridge.Event{e}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{e}})
 
 	var process sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
@@ -95,7 +95,7 @@ func TestProcessSpanWaitsForTheLastWrite(t *testing.T) {
 	s := &sink{}
 	h.Subscribe(t.Context(), bridge.SubscribeRequest{Sink: s, User: "42"})
 	e := ev(1, []string{"42"}, "")
-	h.Publish(bridge.Batch{Events: []*bridge.Event{e}})
+	h.Publish(t.Context(), bridge.Batch{Events: []*bridge.Event{e}})
 	if n := len(rec.Ended()); n != 0 {
 		t.Fatalf("%d spans ended before the write", n)
 	}

@@ -150,7 +150,7 @@ func BenchmarkBroadcastToSockets(b *testing.B) {
 					}
 					runtime.Gosched()
 				}
-				e.hub.Publish(bridge.Batch{Events: []*bridge.Event{{ID: fmt.Sprint(i), Type: "balance.updated", Channel: "news", Data: data, Time: time.Now()}}})
+				e.hub.Publish(b.Context(), bridge.Batch{Events: []*bridge.Event{{ID: fmt.Sprint(i), Type: "balance.updated", Channel: "news", Data: data, Time: time.Now()}}})
 			}
 			want := int64(n) * int64(b.N)
 			deadline := time.Now().Add(30 * time.Second)
