@@ -47,6 +47,9 @@ func newInstruments(mp metric.MeterProvider) *instruments {
 	return &i
 }
 
+// bg is the context of the measurements taken on the delivery path (a
+// write, a slow-consumer close, a reset), which carries none: a Sink's
+// methods take no context, so that the fan-out passes nothing per delivery.
 var bg = context.Background()
 
 // latencyOf records one written event's delivery latency. Only live

@@ -308,6 +308,9 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 // run is the connection's reader goroutine: it subscribes, reads client
 // frames until the connection ends, and cleans up.
 func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
+	// Not the upgrade request's context: that one is done once the
+	// handler returns, and keeping its values (the request's span, say)
+	// for the connection's life would cost every idle connection.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer func() {
 		s.mu.Lock()
