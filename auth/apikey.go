@@ -81,22 +81,6 @@ func (p Publisher) Allows(channel, eventType string) bool {
 	return true
 }
 
-// NewAPIKeys returns the set of bare keys, ignoring blank ones and taking
-// each element verbatim (no name or scope parsing; use ParseAPIKeys for
-// configuration). Keys are named by position ("key1", "key2") so logs can
-// say which publisher posted without revealing the key.
-func NewAPIKeys(keys []string) *APIKeys {
-	a := &APIKeys{}
-	for i, k := range keys {
-		k = strings.TrimSpace(k)
-		if k == "" {
-			continue
-		}
-		a.keys = append(a.keys, apiKey{hash: sha256.Sum256([]byte(k)), pub: Publisher{Name: defaultKeyName(i + 1)}})
-	}
-	return a
-}
-
 // ParseAPIKeys parses entries (see APIKeys for their syntax), skipping
 // blank ones; a bare key is named after its 1-based index in entries. Two
 // entries with the same name or the same key are an error. Errors name the
@@ -329,18 +313,8 @@ func (a *APIKeys) lookup(key string) int {
 	return idx
 }
 
-// CheckAPIKey reports whether key is one of the keys, and its name. The
-// comparison takes the same time whichever key matches, or none.
-func (a *APIKeys) CheckAPIKey(key string) (publisher string, ok bool) {
-	i := a.lookup(key)
-	if i < 0 {
-		return "", false
-	}
-	return a.keys[i].pub.Name, true
-}
-
-// Publisher returns the holder of key, as CheckAPIKey finds it, with its
-// scope. The returned slices are the caller's.
+// Publisher returns the holder of key, with its scope; the comparison
+// takes the same time whichever key matches, or none. The returned slices are the caller's.
 func (a *APIKeys) Publisher(key string) (Publisher, bool) {
 	i := a.lookup(key)
 	if i < 0 {

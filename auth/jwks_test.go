@@ -173,17 +173,17 @@ func TestJWKSCombinedWithSecretAndPEM(t *testing.T) {
 		"RS256 by the PEM key, a kid": signToken(t, jwt.SigningMethodRS256, k.rsa, claims(), "not-in-jwks"),
 		"ES256 by the JWKS key":       signToken(t, jwt.SigningMethodES256, k.ec, claims(), "ec1"),
 	} {
-		if _, err := v.Verify(tok); err != nil {
+		if _, err := v.VerifyContext(t.Context(), tok); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
 	// EdDSA is enabled by the JWKS, but no Ed25519 key is served.
 	tok := signToken(t, jwt.SigningMethodEdDSA, k.ed, claims(), "")
-	_, err = v.Verify(tok)
+	_, err = v.VerifyContext(t.Context(), tok)
 	wantInvalid(t, err, tok, "does not match the algorithm")
 	// The secret never verifies an asymmetric alg, nor a public key HS*.
 	tok = signToken(t, jwt.SigningMethodHS256, pemOf(t, &k.rsa.PublicKey), claims(), "ec1")
-	_, err = v.Verify(tok)
+	_, err = v.VerifyContext(t.Context(), tok)
 	wantInvalid(t, err, tok, "signature is invalid")
 }
 
@@ -197,13 +197,13 @@ func TestJWKSUnknownKIDRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(signToken(t, jwt.SigningMethodES256, k.ec, claims(), "old")); err != nil {
+	if _, err := v.VerifyContext(t.Context(), signToken(t, jwt.SigningMethodES256, k.ec, claims(), "old")); err != nil {
 		t.Fatal(err)
 	}
 	// The issuer rotates: the old key is gone, a new one is served.
 	srv.serve(t, jwk{kid: "new", key: &k.ec2.PublicKey})
 	before := srv.fetches.Load()
-	if _, err := v.Verify(signToken(t, jwt.SigningMethodES256, k.ec2, claims(), "new")); err != nil {
+	if _, err := v.VerifyContext(t.Context(), signToken(t, jwt.SigningMethodES256, k.ec2, claims(), "new")); err != nil {
 		t.Fatalf("new kid after rotation: %v", err)
 	}
 	if got := srv.fetches.Load(); got != before+1 {
@@ -211,7 +211,7 @@ func TestJWKSUnknownKIDRefresh(t *testing.T) {
 	}
 	// The refresh replaced the set: the revoked key is refused.
 	tok := signToken(t, jwt.SigningMethodES256, k.ec, claims(), "old")
-	_, err = v.Verify(tok)
+	_, err = v.VerifyContext(t.Context(), tok)
 	wantInvalid(t, err, tok, "signing key is unknown")
 }
 
@@ -232,7 +232,7 @@ func TestJWKSUnknownKIDRateLimited(t *testing.T) {
 	for i, kid := range []string{"x1", "x2", "x3"} {
 		tok := signToken(t, jwt.SigningMethodES256, k.ec, claims(), kid)
 		t0 := time.Now()
-		_, err := v.Verify(tok)
+		_, err := v.VerifyContext(t.Context(), tok)
 		wantInvalid(t, err, tok, "signing key is unknown")
 		if d := time.Since(t0); d > time.Second {
 			t.Errorf("unknown kid %d took %v", i, d)
@@ -277,7 +277,7 @@ func TestJWKSBackgroundRefreshStopsWithContext(t *testing.T) {
 	tok := signToken(t, jwt.SigningMethodES256, k.ec2, claims(), "new")
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, err := v.Verify(tok); err == nil {
+		if _, err := v.VerifyContext(t.Context(), tok); err == nil {
 			break
 		} else if time.Now().After(deadline) {
 			t.Fatalf("the background refresh never served the new key: %v", err)
@@ -299,7 +299,7 @@ func TestJWKSBackgroundRefreshStopsWithContext(t *testing.T) {
 		t.Errorf("%d fetches after cancel", got-fetches)
 	}
 	// The keys last fetched keep working.
-	if _, err := v.Verify(tok); err != nil {
+	if _, err := v.VerifyContext(t.Context(), tok); err != nil {
 		t.Errorf("after cancel: %v", err)
 	}
 }
@@ -342,7 +342,7 @@ func TestJWKSOptions(t *testing.T) {
 			t.Error("the failed first fetch was not reported")
 		}
 		tok := signToken(t, jwt.SigningMethodES256, k.ec, claims(), "k")
-		_, err = v.Verify(tok)
+		_, err = v.VerifyContext(t.Context(), tok)
 		wantInvalid(t, err, tok, "signing key is unknown")
 	})
 	t.Run("oversized response", func(t *testing.T) {

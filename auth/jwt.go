@@ -219,12 +219,6 @@ func newParser(algs []string, opts VerifierOptions) *jwt.Parser {
 // discovery documents.
 func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
 
-// Verify is VerifyContext without a caller deadline. A JWKS refresh it
-// triggers is still bounded by JWKSTimeout.
-func (v *Verifier) Verify(token string) (Claims, error) {
-	return v.VerifyContext(context.Background(), token)
-}
-
 // VerifyContext checks token's signature and claims and returns its claims.
 // ctx bounds a JWKS lookup (an unknown kid can trigger a refresh). Every
 // error wraps ErrInvalidToken.
@@ -252,11 +246,6 @@ func (v *Verifier) VerifyContext(ctx context.Context, token string) (Claims, err
 		}
 	}
 	return Claims{Subject: tc.Subject, Channels: tc.Channels, Expiry: tc.ExpiresAt.Time}, nil
-}
-
-// Refresh is RefreshContext without a caller deadline.
-func (v *Verifier) Refresh(current Claims, token string) (Claims, error) {
-	return v.RefreshContext(context.Background(), current, token)
 }
 
 // RefreshContext verifies token, a replacement for the token a connection

@@ -135,7 +135,7 @@ func TestVerifyEachAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := v.Verify(signToken(t, tt.m, tt.key, claims(), ""))
+			c, err := v.VerifyContext(t.Context(), signToken(t, tt.m, tt.key, claims(), ""))
 			if err != nil || c.Subject != "42" || len(c.Channels) != 1 || c.Expiry.IsZero() {
 				t.Fatalf("Verify = %+v, %v", c, err)
 			}
@@ -154,7 +154,7 @@ func TestVerifyCertificatePEM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.Verify(signToken(t, jwt.SigningMethodES256, k.ec, claims(), "")); err != nil {
+	if _, err := v.VerifyContext(t.Context(), signToken(t, jwt.SigningMethodES256, k.ec, claims(), "")); err != nil {
 		t.Fatal(err)
 	}
 	if got := v.Algorithms(); len(got) != 1 || got[0] != "ES256" {
@@ -181,16 +181,16 @@ func TestAlgorithmConfusion(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tok := range []string{forged, forged2} {
-		_, err = pemOnly.Verify(tok)
+		_, err = pemOnly.VerifyContext(t.Context(), tok)
 		wantInvalid(t, err, tok, "algorithm is not accepted")
-		_, err = both.Verify(tok)
+		_, err = both.VerifyContext(t.Context(), tok)
 		wantInvalid(t, err, tok, "signature is invalid")
 	}
 	// The real tokens of both families still pass.
-	if _, err := both.Verify(signToken(t, jwt.SigningMethodRS256, k.rsa, claims(), "")); err != nil {
+	if _, err := both.VerifyContext(t.Context(), signToken(t, jwt.SigningMethodRS256, k.rsa, claims(), "")); err != nil {
 		t.Errorf("RS256: %v", err)
 	}
-	if _, err := both.Verify(signToken(t, jwt.SigningMethodHS256, secret, claims(), "")); err != nil {
+	if _, err := both.VerifyContext(t.Context(), signToken(t, jwt.SigningMethodHS256, secret, claims(), "")); err != nil {
 		t.Errorf("HS256: %v", err)
 	}
 	// A deployment that pastes the PEM as the secret is refused outright.
@@ -257,7 +257,7 @@ func TestVerifyAttacks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := v.Verify(tt.token)
+			c, err := v.VerifyContext(t.Context(), tt.token)
 			if tt.reason == "" {
 				if err != nil || c.Subject == "" {
 					t.Fatalf("Verify = %+v, %v", c, err)
@@ -335,7 +335,7 @@ func TestRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	current, err := v.Verify(signToken(t, jwt.SigningMethodHS256, secret, claims(), ""))
+	current, err := v.VerifyContext(t.Context(), signToken(t, jwt.SigningMethodHS256, secret, claims(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,18 +343,18 @@ func TestRefresh(t *testing.T) {
 	renewed := signToken(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) {
 		c["exp"], c["channels"] = later.Unix(), []string{"news"}
 	}), "")
-	c, err := v.Refresh(current, renewed)
+	c, err := v.RefreshContext(t.Context(), current, renewed)
 	if err != nil || c.Subject != "42" || c.Expiry.Unix() != later.Unix() || len(c.Channels) != 1 || c.Channels[0] != "news" {
 		t.Fatalf("Refresh = %+v, %v", c, err)
 	}
 
 	other := signToken(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["sub"] = "43" }), "")
-	_, err = v.Refresh(current, other)
+	_, err = v.RefreshContext(t.Context(), current, other)
 	wantInvalid(t, err, other, "another subject")
-	_, err = v.Refresh(auth.Claims{}, renewed)
+	_, err = v.RefreshContext(t.Context(), auth.Claims{}, renewed)
 	wantInvalid(t, err, renewed, "another subject")
 	expired := signToken(t, jwt.SigningMethodHS256, secret, claims(func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }), "")
-	_, err = v.Refresh(current, expired)
+	_, err = v.RefreshContext(t.Context(), current, expired)
 	wantInvalid(t, err, expired, "expired")
 }
 
@@ -375,7 +375,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(signToken(f, jwt.SigningMethodHS256, pemOf(f, &k.rsa.PublicKey), claims(), ""))
 	f.Add(signToken(f, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, claims(), ""))
 	f.Fuzz(func(t *testing.T, token string) {
-		c, err := v.Verify(token)
+		c, err := v.VerifyContext(t.Context(), token)
 		if err == nil {
 			if c.Subject == "" || c.Expiry.IsZero() {
 				t.Fatalf("accepted with claims %+v", c)

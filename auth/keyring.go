@@ -45,11 +45,6 @@ func (r *KeyRing) Store(keys *APIKeys) {
 // Len returns the number of current keys.
 func (r *KeyRing) Len() int { return r.Keys().Len() }
 
-// CheckAPIKey is APIKeys.CheckAPIKey on the current set.
-func (r *KeyRing) CheckAPIKey(key string) (publisher string, ok bool) {
-	return r.Keys().CheckAPIKey(key)
-}
-
 // Publisher is APIKeys.Publisher on the current set.
 func (r *KeyRing) Publisher(key string) (Publisher, bool) { return r.Keys().Publisher(key) }
 

@@ -143,10 +143,18 @@ func tailCmd(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	defer ws.Close()
-	go func() {
-		<-ctx.Done()
+	// When ctx ends, say goodbye and close, which ends the read below; the
+	// function waits for the goodbye before it returns.
+	said := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(said)
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		ws.Close()
+	})
+	defer func() {
+		if !stop() {
+			<-said
+		}
 	}()
 	for {
 		_, msg, err := ws.ReadMessage()
