@@ -519,3 +519,6 @@ func (s *Source) DryRun(header http.Header, body []byte, now time.Time) DryRunRe
 }
 
 var defaultGetenv = os.Getenv
+
+// Rules returns the number of the source's rules.
+func (s *Source) Rules() int { return len(s.rules) }

@@ -61,6 +61,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return publishCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "tail":
 		return tailCmd(ctx, args[1:], getenv, stdout, stderr)
+	case "sources":
+		return sourcesCmd(ctx, args[1:], getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
