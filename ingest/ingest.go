@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/problem"
 )
@@ -132,26 +133,12 @@ func (h *Handler) postEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ev, err := decodeEvent(body)
-	if err == nil {
-		if ev.ID == "" && who.webhookID != "" {
-			ev.ID = webhookEventID(who.webhookID, -1)
-		}
-		err = ev.Validate()
-	}
+	ev, err := h.admit(who, body, alone)
 	if err != nil {
-		return invalid(err)
-	}
-	if err := scope(who, ev); err != nil {
 		return err
 	}
-	if err := h.limits.take(who.pub.Name, 1); err != nil {
-		return err
-	}
-	prepare(ev)
-
 	ctx := c.Request().Context()
-	res, err := h.append(ctx, []*bridge.Event{ev})
+	res, err := h.take(ctx, who.pub.Name, []*bridge.Event{ev})
 	if err != nil {
 		return err
 	}
@@ -214,46 +201,24 @@ func (h *Handler) postBatch(c echo.Context) error {
 		return invalid(err)
 	}
 
+	ctx := c.Request().Context()
 	results := make([]batchResult, len(raws))
 	evs := make([]*bridge.Event, 0, len(raws))
 	index := make([]int, 0, len(raws)) // evs[j] is the event of results[index[j]]
 	for i, raw := range raws {
-		if int64(len(raw)) > h.maxBody {
-			p := problem.PayloadTooLarge.New(fmt.Sprintf("the event is %d bytes of JSON; the limit is %d", len(raw), h.maxBody))
-			h.tel.reject(c.Request().Context(), p)
-			results[i] = batchResult{Status: p.Status, Error: &p}
-			continue
-		}
-		ev, err := decodeEventUTF8(raw) // decodeBatch checked UTF-8
-		if err == nil {
-			if ev.ID == "" && who.webhookID != "" {
-				ev.ID = webhookEventID(who.webhookID, i)
-			}
-			err = ev.Validate()
-		}
+		ev, err := h.admit(who, raw, i)
 		if err != nil {
-			p := invalidDetails(err)
-			h.tel.reject(c.Request().Context(), p)
-			results[i] = batchResult{Status: p.Status, Error: &p}
-			continue
-		}
-		if err := scope(who, ev); err != nil {
 			p, _ := problemFor(err)
-			h.tel.reject(c.Request().Context(), p)
+			h.tel.reject(ctx, p)
 			results[i] = batchResult{Status: p.Status, Error: &p}
 			continue
 		}
-		prepare(ev)
 		evs = append(evs, ev)
 		index = append(index, i)
 	}
 
 	if len(evs) > 0 {
-		if err := h.limits.take(who.pub.Name, len(evs)); err != nil {
-			return err
-		}
-		ctx := c.Request().Context()
-		res, err := h.append(ctx, evs)
+		res, err := h.take(ctx, who.pub.Name, evs)
 		if err != nil {
 			return err
 		}
@@ -270,6 +235,90 @@ func (h *Handler) postBatch(c echo.Context) error {
 	return c.JSON(http.StatusOK, struct {
 		Results []batchResult `json:"results"`
 	}{results})
+}
+
+// alone is the batch index of an event posted on its own.
+const alone = -1
+
+// admit is the one step every posted event goes through, alone or in a
+// batch: decode (strictly; in a batch each event is at most maxBody bytes
+// of JSON), validate, check the caller's scope, and prepare (an id, users
+// deduplicated). index is the event's position in its batch, or alone. Its
+// errors are problems: 400, 403 or 413.
+func (h *Handler) admit(who caller, raw []byte, index int) (*bridge.Event, error) {
+	decode := decodeEvent
+	if index != alone {
+		if int64(len(raw)) > h.maxBody {
+			return nil, problem.Wrap(problem.PayloadTooLarge.New(fmt.Sprintf("the event is %d bytes of JSON; the limit is %d", len(raw), h.maxBody)), nil)
+		}
+		decode = decodeEventUTF8 // decodeBatch checked UTF-8
+	}
+	ev, err := decode(raw)
+	if err == nil {
+		if ev.ID == "" && who.webhookID != "" {
+			ev.ID = webhookEventID(who.webhookID, index)
+		}
+		err = ev.Validate()
+	}
+	if err != nil {
+		return nil, invalid(err)
+	}
+	if err := scope(who, ev); err != nil {
+		return nil, err
+	}
+	prepare(ev)
+	return ev, nil
+}
+
+// take spends publisher's rate for evs and appends them.
+func (h *Handler) take(ctx context.Context, publisher string, evs []*bridge.Event) ([]bridge.AppendResult, error) {
+	if err := h.limits.take(publisher, len(evs)); err != nil {
+		return nil, err
+	}
+	return h.append(ctx, evs)
+}
+
+// Accept is the path of events that other routes decoded themselves (the
+// webhook sources): each event is validated and checked against pub's
+// scope, given an id when it has none, and then all are appended together
+// within pub's publish rate. An invalid or out-of-scope event fails the
+// whole call, before anything is appended. Errors are *problem.Error
+// (400, 403, 429, 503) or an internal error that renders as 500; the
+// results are in the order of evs. Accept records the ingest metrics and
+// spans of what it appends.
+func (h *Handler) Accept(ctx context.Context, pub auth.Publisher, evs []*bridge.Event) ([]bridge.AppendResult, error) {
+	who := caller{pub: pub}
+	for i, ev := range evs {
+		err := ev.Validate()
+		if err != nil {
+			err = invalid(err)
+		} else {
+			err = scope(who, ev)
+		}
+		if err != nil {
+			if len(evs) > 1 {
+				var pe *problem.Error
+				if errors.As(err, &pe) {
+					pe.Details.Detail = fmt.Sprintf("event %d: %s", i, pe.Details.Detail)
+				}
+			}
+			p, _ := problemFor(err)
+			h.tel.reject(ctx, p)
+			return nil, err
+		}
+		prepare(ev)
+	}
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	res, err := h.take(ctx, pub.Name, evs)
+	if err != nil {
+		var pe *problem.Error
+		if errors.As(err, &pe) {
+			h.tel.reject(ctx, pe.Details)
+		}
+	}
+	return res, err
 }
 
 // authenticate returns the publisher of the request, or an error that
