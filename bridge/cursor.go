@@ -28,7 +28,8 @@ var ErrBadCursor = errors.New("malformed cursor")
 // resumes a connection's whole view whatever partitions it reads. For an
 // event, MS and Seq are its own entry ID in its own partition, and the
 // vector holds where the reader that delivered it was in every other
-// partition; Epoch is a digest of the vector's epochs. Their string form is
+// partition, each position with its partition's epoch; Epoch is "v" (the
+// epochs are compared per partition, by Before). Their string form is
 // "v1." followed by base64url of a compact binary encoding.
 type Cursor struct {
 	Epoch string
@@ -71,33 +72,27 @@ func EpochSum(epoch string) uint32 {
 
 // A Vector is an immutable list of per-partition positions.
 type Vector struct {
-	pos    []PartPos
-	digest string
+	pos []PartPos
 }
+
+// VectorEpoch is the Epoch of every vector cursor.
+const VectorEpoch = "v"
 
 // NewVector returns a vector of a copy of pos.
 func NewVector(pos []PartPos) *Vector {
-	v := &Vector{pos: append([]PartPos(nil), pos...)}
-	h := fnv.New64a()
-	var b [4]byte
-	for _, p := range v.pos {
-		binary.LittleEndian.PutUint32(b[:], p.Epoch)
-		h.Write(b[:])
-	}
-	v.digest = "v" + strconv.FormatUint(h.Sum64(), 36)
-	return v
+	return &Vector{pos: append([]PartPos(nil), pos...)}
 }
 
 // Len returns the number of partitions of v.
 func (v *Vector) Len() int { return len(v.pos) }
 
 // Cursor returns the cursor of v itself (no own event).
-func (v *Vector) Cursor() Cursor { return Cursor{Epoch: v.digest, vec: v} }
+func (v *Vector) Cursor() Cursor { return Cursor{Epoch: VectorEpoch, vec: v} }
 
 // At returns the cursor of the event with entry ID ms-seq in partition
 // part, delivered when every other partition was at v's position.
 func (v *Vector) At(part int, ms, seq uint64) Cursor {
-	return Cursor{Epoch: v.digest, MS: ms, Seq: seq, part: int32(part) + 1, vec: v}
+	return Cursor{Epoch: VectorEpoch, MS: ms, Seq: seq, part: int32(part) + 1, vec: v}
 }
 
 // Partitions returns the number of partitions of a vector cursor, 0 for a
@@ -158,8 +153,8 @@ func (c Cursor) ID() string {
 
 // Before reports whether c is before d. Both must belong to the same epoch.
 // For vector cursors: when d is an event's cursor, whether d's event is
-// after c's position in its partition (so c does not cover it); else
-// whether d is after c in any partition.
+// after c's position in its partition, or of another epoch there (so c
+// does not cover it); else whether d is after c in any partition.
 func (c Cursor) Before(d Cursor) bool {
 	if c.vec == nil && d.vec == nil {
 		return c.MS < d.MS || (c.MS == d.MS && c.Seq < d.Seq)
@@ -167,11 +162,15 @@ func (c Cursor) Before(d Cursor) bool {
 	if c.vec == nil || d.vec == nil || len(c.vec.pos) != len(d.vec.pos) {
 		return true
 	}
+	before := func(p int) bool {
+		cp, dp := c.Pos(p), d.Pos(p)
+		return cp.Epoch != dp.Epoch || cp.Before(dp)
+	}
 	if p := d.Part(); p >= 0 {
-		return c.Pos(p).Before(d.Pos(p))
+		return before(p)
 	}
 	for p := range d.vec.pos {
-		if c.Pos(p).Before(d.Pos(p)) {
+		if before(p) {
 			return true
 		}
 	}

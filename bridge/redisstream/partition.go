@@ -177,6 +177,13 @@ func (k *known) update(p int, pos bridge.PartPos) {
 	}
 }
 
+// missing reports whether a partition's position is unknown.
+func (k *known) missing() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.ContainsFunc(k.pos, func(p bridge.PartPos) bool { return p.Epoch == 0 })
+}
+
 func (k *known) snapshot() []bridge.PartPos {
 	k.mu.Lock()
 	defer k.mu.Unlock()

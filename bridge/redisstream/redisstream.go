@@ -226,6 +226,17 @@ func generatedID(id string) bool {
 // appendNow appends evs, prepared by Append, in one round trip. errs[i] is
 // set for each event whose partition failed.
 func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, []error) {
+	if len(s.parts) > 1 && s.known.missing() {
+		// The cursors carry every partition's position: learn them
+		// once, before the appends, so they are not ahead of them.
+		_, _ = s.Head(ctx)
+	}
+	// The other partitions' positions in the cursors: as known before
+	// the appends, so never ahead of what came before each event.
+	var cur []bridge.PartPos
+	if len(s.parts) > 1 {
+		cur = s.known.snapshot()
+	}
 	epoch := bridge.NewEpoch() // used only if a partition has no epoch
 	var chunks []*chunk
 	for p, copies := range s.split(evs) {
@@ -259,12 +270,16 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 	}
 	res := make([]bridge.AppendResult, len(evs))
 	errs := make([]error, len(evs))
-	// Per event: how many copies were appended (not duplicates), and
-	// its first copy's partition cursor.
+	// Per event: how many copies were appended (not duplicates), its
+	// first copy's partition cursor, and where its copies went.
 	fresh := make([]int, len(evs))
 	first := make([]bridge.Cursor, len(evs))
 	firstPart := make([]int, len(evs))
 	seen := make([]bool, len(evs))
+	var placed [][]placement
+	if len(s.parts) > 1 {
+		placed = make([][]placement, len(evs))
+	}
 	failedPart := map[*part]error{}
 	for i, c := range chunks {
 		cmd := cmds[i]
@@ -297,7 +312,9 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 			r := out[j]
 			if !r.Duplicate {
 				fresh[cp.index]++
-				s.known.update(c.part.n, r.Cursor.Pos(0))
+				if placed != nil {
+					placed[cp.index] = append(placed[cp.index], placement{c.part.n, r.Cursor.Pos(0)})
+				}
 			}
 			if !seen[cp.index] {
 				seen[cp.index] = true
@@ -321,6 +338,7 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 		}
 	}
 	var vec *bridge.Vector
+	vecPart := -1
 	for i, ev := range evs {
 		if errs[i] != nil {
 			continue
@@ -329,14 +347,23 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 			res[i].Duplicate = false
 		}
 		c := first[i]
-		if len(s.parts) > 1 {
+		if placed != nil {
 			// A vector cursor: this process's newest known positions
-			// in the other partitions.
-			if vec == nil || i == 0 || firstPart[i] != firstPart[i-1] {
-				vec = bridge.NewVector(s.known.snapshot())
+			// in the other partitions, up to the events before it.
+			if vec == nil || firstPart[i] != vecPart {
+				vec, vecPart = bridge.NewVector(cur), firstPart[i]
 			}
 			p := c.Pos(0)
 			c = vec.At(firstPart[i], p.MS, p.Seq)
+			for _, pl := range placed[i] {
+				if cur[pl.part].Epoch != pl.pos.Epoch || cur[pl.part].Before(pl.pos) {
+					cur[pl.part] = pl.pos
+				}
+				s.known.update(pl.part, pl.pos)
+				if pl.part != vecPart {
+					vec = nil
+				}
+			}
 		}
 		res[i].Cursor = c
 		if !res[i].Duplicate {
@@ -345,6 +372,12 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 		}
 	}
 	return res, errs
+}
+
+// placement is where one copy of an event was appended.
+type placement struct {
+	part int
+	pos  bridge.PartPos
 }
 
 // appendWait runs the chunks like appendNow, followed by one WAIT per

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -197,8 +198,12 @@ func (r *Recorder) WaitIDs(t testing.TB, d time.Duration, ids ...string) []*brid
 	var got []*bridge.Event
 	ok := r.waitFor(d, func() bool {
 		got = got[:0]
+		seen := make(map[string]bool, len(want))
 		for _, e := range r.Events() {
-			if want[e.ID] {
+			// An event to users of several partitions comes once per
+			// partition: count it once.
+			if want[e.ID] && !seen[e.ID] {
+				seen[e.ID] = true
 				got = append(got, e)
 			}
 		}
@@ -245,11 +250,78 @@ func history(t *testing.T, s bridge.Stream, q bridge.HistoryQuery) []*bridge.Eve
 	return evs
 }
 
+// checkIDs checks that got are the events want, in order. With vector
+// cursors (a stream of several partitions) the order is only that of each
+// partition: got must hold each wanted id once, and the events of one
+// partition must come in the order of want.
 func checkIDs(t *testing.T, what string, got []*bridge.Event, want ...string) {
 	t.Helper()
-	if g := idsOf(got); !reflect.DeepEqual(g, want) && !(len(g) == 0 && len(want) == 0) {
+	g := idsOf(got)
+	if len(got) > 0 && got[0].Cursor.Partitions() > 0 {
+		rank := make(map[string]int, len(want))
+		for i, id := range want {
+			rank[id] = i
+		}
+		last := map[int]int{}
+		ok := len(got) == len(want)
+		seen := map[string]bool{}
+		for _, e := range got {
+			r, wanted := rank[e.ID]
+			p := e.Cursor.Part()
+			if prev, has := last[p]; !wanted || seen[e.ID] || (has && prev > r) {
+				ok = false
+			}
+			seen[e.ID] = true
+			last[p] = r
+		}
+		if !ok {
+			t.Errorf("%s = %q, want %q (in order within each partition)", what, g, want)
+		}
+		return
+	}
+	if !reflect.DeepEqual(g, want) && !(len(g) == 0 && len(want) == 0) {
 		t.Errorf("%s = %q, want %q", what, g, want)
 	}
+}
+
+// SameEvent reports whether two cursors are of the same event: equal, or
+// for vector cursors, of the same entry of the same partition (the vector
+// of the other partitions depends on who read the event).
+func SameEvent(a, b bridge.Cursor) bool {
+	if a.Partitions() == 0 && b.Partitions() == 0 {
+		return a == b
+	}
+	return a.Part() == b.Part() && a.Part() >= 0 && a.Pos(a.Part()) == b.Pos(b.Part())
+}
+
+// Partitioned reports whether s spreads events over partitions (its Head
+// is a vector cursor). Events to users of different partitions are then
+// separate copies, with separate dedupe records.
+func Partitioned(t testing.TB, s bridge.Stream) bool {
+	t.Helper()
+	h, ok := s.(interface {
+		Head(context.Context) (bridge.Cursor, error)
+	})
+	if !ok {
+		return false
+	}
+	c, err := h.Head(t.Context())
+	if err != nil {
+		t.Fatalf("Head: %v", err)
+	}
+	return c.Partitions() > 0
+}
+
+// copiesOf returns every delivered event with id (more than one for an
+// event to users of several partitions).
+func copiesOf(r *Recorder, id string) []*bridge.Event {
+	var out []*bridge.Event
+	for _, e := range r.Events() {
+		if e.ID == id {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func testAppendTail(t *testing.T, open OpenFunc) {
@@ -280,7 +352,7 @@ func testBatchAppend(t *testing.T, open OpenFunc) {
 		if res[i].Duplicate {
 			t.Errorf("result %d is a duplicate", i)
 		}
-		if res[i].Cursor != e.Cursor || e.Cursor.IsZero() {
+		if !SameEvent(res[i].Cursor, e.Cursor) || e.Cursor.IsZero() {
 			t.Errorf("result %d cursor %s, event cursor %s", i, res[i].Cursor, e.Cursor)
 		}
 		if i > 0 && !evs[i-1].Cursor.Before(e.Cursor) {
@@ -298,32 +370,38 @@ func testBatchAppend(t *testing.T, open OpenFunc) {
 	}
 	got := r.WaitIDs(t, 5*time.Second, "b1", "b2", "b3")
 	checkIDs(t, "Tail", got, "b1", "b2", "b3")
-	for i, e := range got {
-		if e.Cursor != evs[i].Cursor {
-			t.Errorf("Tail cursor %s, Append cursor %s", e.Cursor, evs[i].Cursor)
+	for _, e := range evs {
+		if !slices.ContainsFunc(copiesOf(r, e.ID), func(g *bridge.Event) bool { return SameEvent(g.Cursor, e.Cursor) }) {
+			t.Errorf("Tail cursors of %s differ from Append cursor %s", e.ID, e.Cursor)
 		}
 	}
 }
 
 func testDedupe(t *testing.T, open OpenFunc) {
 	s := open(t, Options{})
+	// With partitions, an id is remembered in the partition of its
+	// event's addressing: repeat it with addressing of the same partition.
+	again2, again1 := ev("d2", []string{"u2"}, ""), ev("d1", nil, "ch")
+	if Partitioned(t, s) {
+		again2, again1 = ev("d2", []string{"u1"}, "ch"), ev("d1", []string{"u1"}, "ch")
+	}
 	r := StartTail(t, s)
 	first := Append(t, s, ev("d1", []string{"u1"}, ""))[0]
 	again := Append(t, s, ev("d1", []string{"u1"}, ""))[0]
-	if !again.Duplicate || again.Cursor != first.Cursor {
+	if !again.Duplicate || !SameEvent(again.Cursor, first.Cursor) {
 		t.Errorf("second append of d1 = %+v, want duplicate of %s", again, first.Cursor)
 	}
-	res := Append(t, s, ev("d2", []string{"u1"}, ""), ev("d2", []string{"u2"}, ""), ev("d1", nil, "ch"), ev("d3", []string{"u1"}, ""))
+	res := Append(t, s, ev("d2", []string{"u1"}, ""), again2, again1, ev("d3", []string{"u1"}, ""))
 	want := []bool{false, true, true, false}
 	for i, w := range want {
 		if res[i].Duplicate != w {
 			t.Errorf("batch result %d duplicate = %v, want %v", i, res[i].Duplicate, w)
 		}
 	}
-	if res[1].Cursor != res[0].Cursor {
+	if !SameEvent(res[1].Cursor, res[0].Cursor) {
 		t.Errorf("in-batch duplicate cursor %s, want %s", res[1].Cursor, res[0].Cursor)
 	}
-	if res[2].Cursor != first.Cursor {
+	if !SameEvent(res[2].Cursor, first.Cursor) {
 		t.Errorf("d1 duplicate cursor %s, want %s", res[2].Cursor, first.Cursor)
 	}
 	Append(t, s, ev("d.end", []string{"u1"}, ""))
@@ -367,11 +445,28 @@ func testRoundTrip(t *testing.T, open OpenFunc) {
 	tailed := r.WaitIDs(t, 5*time.Second, "rt1", "rt2", "rt3")
 	hist := history(t, s, bridge.HistoryQuery{Since: since, User: "42", Channels: []string{"prices.EURUSD"}, Limit: 10})
 	checkIDs(t, "History", hist, "rt1", "rt2", "rt3")
+	partitioned := len(tailed) > 0 && tailed[0].Cursor.Partitions() > 0
 	for _, got := range [][]*bridge.Event{tailed, hist} {
-		for i := range min(len(got), len(in)) {
-			g, w := got[i], in[i]
-			if g.ID != w.ID || g.Type != w.Type || !reflect.DeepEqual(g.Users, w.Users) || g.Channel != w.Channel ||
-				string(g.Data) != string(w.Data) || g.Cursor != w.Cursor || !g.Time.Equal(w.Time) ||
+		for _, g := range got {
+			i := slices.IndexFunc(in, func(w *bridge.Event) bool { return w.ID == g.ID })
+			if i < 0 {
+				t.Errorf("read back unknown %s", g.ID)
+				continue
+			}
+			w := in[i]
+			users := reflect.DeepEqual(g.Users, w.Users)
+			same := SameEvent(g.Cursor, w.Cursor)
+			if partitioned {
+				// A copy holds its partition's users, and has its
+				// own entry ID.
+				users = len(g.Users) > 0 == (len(w.Users) > 0)
+				for _, u := range g.Users {
+					users = users && slices.Contains(w.Users, u)
+				}
+				same = true
+			}
+			if g.ID != w.ID || g.Type != w.Type || !users || g.Channel != w.Channel ||
+				string(g.Data) != string(w.Data) || !same || !g.Time.Equal(w.Time) && !partitioned ||
 				!(reflect.DeepEqual(g.Trace, w.Trace) || len(g.Trace) == 0 && len(w.Trace) == 0) {
 				t.Errorf("read back %+v\nwant %+v", g, w)
 			}
@@ -557,6 +652,7 @@ func testTailStartsAtEnd(t *testing.T, open OpenFunc) {
 
 func testConcurrentAppend(t *testing.T, open OpenFunc) {
 	s := open(t, Options{})
+	partitioned := Partitioned(t, s)
 	r := StartTail(t, s)
 	const writers, perWriter = 8, 40
 	var wg sync.WaitGroup
@@ -565,7 +661,12 @@ func testConcurrentAppend(t *testing.T, open OpenFunc) {
 		wg.Go(func() {
 			for i := 0; i < perWriter; i += 2 {
 				// Writers share IDs: each ID must be appended once.
-				a := ev(fmt.Sprintf("c%d", i), []string{"cu" + strconv.Itoa(w)}, "")
+				user := "cu" + strconv.Itoa(w)
+				if partitioned {
+					// One partition remembers the shared ids.
+					user = "cu"
+				}
+				a := ev(fmt.Sprintf("c%d", i), []string{user}, "")
 				b := ev(fmt.Sprintf("c%d.%d", w, i), nil, "cc")
 				res, err := s.Append(t.Context(), []*bridge.Event{a, b})
 				if err != nil {

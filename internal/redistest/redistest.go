@@ -31,7 +31,11 @@ type Option func(*config)
 
 type config struct {
 	appendOnly bool
+	args       []string
 }
+
+// WithArgs adds redis-server arguments.
+func WithArgs(args ...string) Option { return func(c *config) { c.args = append(c.args, args...) } }
 
 // WithAppendOnly turns on the append-only file with fsync on every write,
 // so a server killed with SIGKILL and restarted keeps every acknowledged
@@ -90,6 +94,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		} else {
 			s.args = append(s.args, "--appendonly", "no")
 		}
+		s.args = append(s.args, c.args...)
 		if lastErr = s.start(); lastErr == nil {
 			return s
 		}
@@ -175,6 +180,19 @@ func ping(addr string) error {
 	return nil
 }
 
+// Port returns the server's port.
+func (s *Server) Port() int { return s.port }
+
+// Output returns what the running (or last) process wrote.
+func (s *Server) Output() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.out == nil {
+		return ""
+	}
+	return s.out.String()
+}
+
 // Addr returns the server's "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
@@ -186,6 +204,13 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
+}
+
+// Running reports whether the process runs (not killed).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
 }
 
 // Kill stops the server with SIGKILL and waits for it to exit.

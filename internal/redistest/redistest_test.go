@@ -38,3 +38,21 @@ func TestStartKillRestart(t *testing.T) {
 		})
 	}
 }
+
+func TestCluster(t *testing.T) {
+	c := StartCluster(t, 3, 0)
+	rdb := c.Client(t)
+	for i := range 20 {
+		k := "k" + strings.Repeat("x", i)
+		if err := rdb.Set(t.Context(), k, "v", 0).Err(); err != nil {
+			t.Fatalf("SET %s: %v", k, err)
+		}
+	}
+	if n := len(c.Primaries(t)); n != 3 {
+		t.Errorf("%d primaries, want 3", n)
+	}
+	p := c.PrimaryOf(t, "k")
+	if got := p.Client(t).Get(t.Context(), "k").Val(); got != "v" {
+		t.Errorf("GET k on its primary %s = %q", p.Addr(), got)
+	}
+}
