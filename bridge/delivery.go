@@ -6,13 +6,26 @@ package bridge
 // and the replay one per replayed event, and neither allocates.
 type Delivery struct {
 	Event *Event
-	// Live is set when the event reached this replica as it was appended
-	// (its age at delivery is the delivery latency), unset when a replay
-	// read it from history.
-	Live bool
-	// fanout follows the event's traced fan-out on this replica; nil when
-	// it is not traced, and for replays.
+	// fanout follows the event's traced fan-out on this replica; it is
+	// untraced for a live event that is not traced, and nil for replays.
 	fanout *fanout
+}
+
+// untraced is the fanout of every live delivery that is not traced: two
+// words make a Delivery, and it is passed by value on every delivery.
+var untraced = new(fanout)
+
+// Live reports whether the event reached this replica as it was appended
+// (its age at delivery is the delivery latency), not read from history by
+// a replay.
+func (d Delivery) Live() bool { return d.fanout != nil }
+
+// traced returns the fanout to account to, or nil.
+func (d Delivery) traced() *fanout {
+	if d.fanout == untraced {
+		return nil
+	}
+	return d.fanout
 }
 
 // Done tells the event's fan-out that one sink finished with it: err is nil
@@ -21,15 +34,15 @@ type Delivery struct {
 // for every Delivery passed to Send or SendWait. It is cheap and safe for
 // concurrent use.
 func (d Delivery) Done(err error) {
-	if d.fanout != nil {
-		d.fanout.done(err)
+	if f := d.traced(); f != nil {
+		f.done(err)
 	}
 }
 
 // handoff counts one more sink that will call d.Done.
 func (d Delivery) handoff() {
-	if d.fanout != nil {
-		d.fanout.handoff()
+	if f := d.traced(); f != nil {
+		f.handoff()
 	}
 }
 

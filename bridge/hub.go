@@ -156,12 +156,14 @@ func (h *Hub) Publish(ctx context.Context, b Batch) {
 		}
 	}
 	for _, ev := range b.Events {
-		d := Delivery{Event: ev, Live: true}
+		d := Delivery{Event: ev, fanout: untraced}
 		if h.tracing {
-			d.fanout = h.startProcess(ctx, ev)
+			if f := h.startProcess(ctx, ev); f != nil {
+				d.fanout = f
+			}
 		}
 		h.route(ev, func(s *Subscription) { s.deliver(d) })
-		d.fanout.endRouting()
+		d.traced().endRouting()
 	}
 }
 

@@ -29,8 +29,8 @@ func (s *liveSink) Send(d bridge.Delivery) {
 	_ = d.Event.Wire(func(f []byte) []byte { return append([]byte{0x81}, f...) })
 	s.mu.Lock()
 	s.ids = append(s.ids, d.Event.ID)
-	s.live = append(s.live, d.Live)
-	s.at[d.Event.ID] = d.Live
+	s.live = append(s.live, d.Live())
+	s.at[d.Event.ID] = d.Live()
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:

@@ -55,7 +55,7 @@ var bg = context.Background()
 // latencyOf records one written event's delivery latency. Only live
 // events count: a replayed one's age is how long its client was away.
 func (i *instruments) latencyOf(d bridge.Delivery) {
-	if d.Live && !d.Event.Time.IsZero() {
+	if d.Live() && !d.Event.Time.IsZero() {
 		i.latency.Record(bg, time.Since(d.Event.Time).Seconds())
 	}
 }
