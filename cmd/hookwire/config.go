@@ -51,6 +51,12 @@ type config struct {
 	MaxConnsPerUser int
 	FrameRate       float64
 	MaxBatchBody    int64
+
+	// Partitions (0: 1 on one Redis, 16 on a Cluster) and
+	// RedisMinReplicas (WAIT for that many replicas before 202): see
+	// bridge/redisstream.Options.
+	Partitions       int
+	RedisMinReplicas int
 }
 
 // envFlags registers flags whose defaults come from the environment.
@@ -173,6 +179,9 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (confi
 	f.string(&c.Listen, "listen", ":8080", "listen address")
 	f.secret(&c.RedisURL, "redis-url", "redis:// or rediss:// URL (credentials in the URL); empty = embedded in-memory broker (one replica only)")
 	f.string(&c.Stream, "stream", "hookwire", "Redis key prefix shared by one cluster of replicas")
+	var partitions, minReplicas float64
+	f.number(&partitions, "partitions", 0, "stream partitions, fixed for the life of a bridge (0: 1 on one Redis, 16 on a Redis Cluster; at most 32)")
+	f.number(&minReplicas, "redis-min-replicas", 0, "answer 202 only once this many Redis replicas hold the event (WAIT); 0: do not wait")
 	f.list(&c.APIKeys, "api-keys", "publisher keys for Authorization: Bearer: key, name:key or name:key:channels=a.*|b;types=t.*")
 	f.string(&c.APIKeysFile, "api-keys-file", "", "file of publisher keys (one entry a line), reloaded when it changes")
 	f.secret(&c.WebhookSecret, "webhook-secret", "Standard Webhooks secrets (whsec_…) for signed ingest, comma- or space-separated for rotation")
@@ -202,6 +211,10 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (confi
 		return c, err
 	}
 	c.MaxChannels, c.MaxConnsPerUser = int(maxChannels), int(maxConns)
+	c.Partitions, c.RedisMinReplicas = int(partitions), int(minReplicas)
+	if c.Partitions < 0 || c.Partitions > 32 || float64(c.Partitions) != partitions || c.RedisMinReplicas < 0 {
+		return c, fmt.Errorf("HOOKWIRE_PARTITIONS must be a whole number from 1 to 32 (or 0 for the default), HOOKWIRE_REDIS_MIN_REPLICAS at least 0")
+	}
 	if _, err := fmt.Sscan(maxBatchBody, &c.MaxBatchBody); err != nil || c.MaxBatchBody <= 0 {
 		return c, fmt.Errorf("HOOKWIRE_MAX_BATCH_BODY / --max-batch-body: want a positive number of bytes, got %q", maxBatchBody)
 	}
