@@ -109,7 +109,7 @@ func TestPublisherScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := NewEcho(New(&fakeStream{}, keys, Options{}), nil)
+	e := withEdge(New(&fakeStream{}, keys, Options{}))
 	post := func(path, body string) (*httptest.ResponseRecorder, map[string]any) {
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer pk_0123456789")

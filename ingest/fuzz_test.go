@@ -80,7 +80,7 @@ func jsonEqual(a, b json.RawMessage) bool {
 }
 
 func BenchmarkIngestSingle(b *testing.B) {
-	e := NewEcho(New(&fakeStream{noRecord: true}, fakeKeys{goodKey: publisher}, Options{}), nil)
+	e := withEdge(New(&fakeStream{noRecord: true}, fakeKeys{goodKey: publisher}, Options{}))
 	body := ev(`"type":"balance.updated","users":["42","43"],"data":{"balance":"10.00","currency":"EUR","account":{"id":"acc_123","owner":"Zoë"}}`)
 	r := req{body: body}
 	b.ReportAllocs()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/internal/edge"
 	"github.com/hookwire/hookwire/internal/syncbuf"
 	"github.com/hookwire/hookwire/problem"
 )
@@ -86,14 +87,24 @@ func (k fakeKeys) Publisher(key string) (auth.Publisher, bool) {
 	return auth.Publisher{Name: p}, ok
 }
 
-// newTestEcho returns NewEcho over a fake stream with one key, logging into
-// a buffer.
+// newTestEcho returns the process's Echo instance (edge.New) with the
+// routes of a Handler over a fake stream with one key, logging into a
+// buffer.
 func newTestEcho(t testing.TB, s *fakeStream, opts Options) (*echo.Echo, *syncbuf.Buffer) {
 	t.Helper()
 	logs := new(syncbuf.Buffer)
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	opts.Logger = logger
-	return NewEcho(New(s, fakeKeys{goodKey: publisher}, opts), logger), logs
+	e := edge.New(logger)
+	New(s, fakeKeys{goodKey: publisher}, opts).Register(e)
+	return e, logs
+}
+
+// withEdge mounts h's routes on an edge.New instance that logs nothing.
+func withEdge(h *Handler) *echo.Echo {
+	e := edge.New(nil)
+	h.Register(e)
+	return e
 }
 
 // logLines returns the JSON log records in b.

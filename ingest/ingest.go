@@ -1,11 +1,13 @@
 // Package ingest is hookwire's ingest API: the Echo handlers of
 // POST /v1/events and POST /v1/events/batch, which authenticate publishers,
-// decode and validate events strictly and append them to the stream, and
-// NewEcho, the Echo instance every hookwire endpoint is mounted on, whose
-// error handler answers every error as application/problem+json.
+// run each event through one admit step (decode strictly, validate, check
+// the publisher's scope, prepare) and append it to the stream; and Accept,
+// the same path for routes that decode events themselves. Register mounts
+// the routes on the process's Echo instance (internal/edge, built by
+// cmd/hookwire), whose error handler renders the problems they return.
 //
-// It imports bridge (and may import auth); it never imports subscribers,
-// go-redis or gorilla: the stream comes in as a small interface.
+// It imports bridge and auth; it never imports subscribers, go-redis or
+// gorilla: the stream comes in as a small interface.
 package ingest
 
 import (
@@ -26,6 +28,7 @@ import (
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/internal/edge"
 	"github.com/hookwire/hookwire/problem"
 )
 
@@ -115,10 +118,29 @@ func New(s appender, keys keyChecker, opts Options) *Handler {
 	return h
 }
 
-// Register mounts POST /v1/events and POST /v1/events/batch on e.
+// Register mounts POST /v1/events and POST /v1/events/batch on e, an
+// instance of edge.New.
 func (h *Handler) Register(e *echo.Echo) {
-	e.POST("/v1/events", h.postEvent)
-	e.POST("/v1/events/batch", h.postBatch)
+	e.POST("/v1/events", h.postEvent, h.observe)
+	e.POST("/v1/events/batch", h.postBatch, h.observe)
+}
+
+// observe records the ingest metrics of one request: its duration, and the
+// problem it was refused with. It has the error handled at once, so that
+// the status it records is the one answered.
+func (h *Handler) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		ctx := c.Request().Context()
+		if err != nil {
+			p, _ := edge.ProblemFor(err)
+			h.tel.reject(ctx, p)
+			c.Error(err)
+		}
+		h.tel.observe(ctx, c.Request().Method, c.Path(), c.Response().Status, time.Since(start))
+		return err // for the request log line; the answer is out
+	}
 }
 
 // accepted is the answer for an appended (202) or duplicate (200) event.
@@ -163,7 +185,7 @@ func (h *Handler) authenticatedBody(c echo.Context, limit int64) (caller, []byte
 		}
 		who, err := h.verifySignature(r, body)
 		if err == nil {
-			c.Set(publisherKey, who.pub.Name)
+			edge.SetPublisher(c, who.pub.Name)
 		}
 		return who, body, err
 	}
@@ -208,7 +230,7 @@ func (h *Handler) postBatch(c echo.Context) error {
 	for i, raw := range raws {
 		ev, err := h.admit(who, raw, i)
 		if err != nil {
-			p, _ := problemFor(err)
+			p, _ := edge.ProblemFor(err)
 			h.tel.reject(ctx, p)
 			results[i] = batchResult{Status: p.Status, Error: &p}
 			continue
@@ -302,7 +324,7 @@ func (h *Handler) Accept(ctx context.Context, pub auth.Publisher, evs []*bridge.
 					pe.Details.Detail = fmt.Sprintf("event %d: %s", i, pe.Details.Detail)
 				}
 			}
-			p, _ := problemFor(err)
+			p, _ := edge.ProblemFor(err)
 			h.tel.reject(ctx, p)
 			return nil, err
 		}
@@ -339,7 +361,7 @@ func (h *Handler) authenticate(c echo.Context) (caller, error) {
 	}
 	if h.keys != nil {
 		if pub, ok := h.keys.Publisher(key); ok {
-			c.Set(publisherKey, pub.Name) // for the request log line
+			edge.SetPublisher(c, pub.Name) // for the request log line
 			return caller{pub: pub}, nil
 		}
 	}
@@ -462,5 +484,5 @@ func (h *Handler) logAccepted(ctx context.Context, c echo.Context, ev *bridge.Ev
 	h.log.DebugContext(ctx, msg,
 		"event_id", ev.ID, "cursor", r.Cursor.String(), "type", ev.Type,
 		"users", len(ev.Users), "channel", ev.Channel,
-		"publisher", publisher, "request_id", RequestID(c))
+		"publisher", publisher, "request_id", edge.RequestID(c))
 }

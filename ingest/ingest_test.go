@@ -249,7 +249,7 @@ func TestAuth(t *testing.T) {
 }
 
 func TestNoKeys(t *testing.T) {
-	e := NewEcho(New(&fakeStream{}, nil, Options{}), nil)
+	e := withEdge(New(&fakeStream{}, nil, Options{}))
 	rec := serve(e, req{body: ev(`"type":"t","users":["42"]`)})
 	decodeProblem(t, rec, http.StatusUnauthorized, problem.Unauthorized)
 }

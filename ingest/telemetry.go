@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
@@ -125,11 +124,6 @@ func (t telemetry) reject(ctx context.Context, p problem.Details) {
 	if p.Status == http.StatusUnauthorized || p.Status == http.StatusForbidden {
 		t.authFails.Add(ctx, 1, metric.WithAttributes(attribute.String("endpoint", "ingest"), attribute.String("reason", reason)))
 	}
-}
-
-// isIngest reports whether the request is one of this package's routes.
-func isIngest(c echo.Context) bool {
-	return strings.HasPrefix(c.Path(), "/v1/events")
 }
 
 // observe records one ingest request's duration, with the semantic
