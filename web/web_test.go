@@ -156,6 +156,7 @@ func TestClientInNode(t *testing.T) {
 		"deferred_subscribe",
 		"reset",
 		"close_stops",
+		"error_without_close",
 	} {
 		t.Run(scenario, func(t *testing.T) {
 			t.Parallel()
@@ -618,6 +619,26 @@ const scenarios = {
     const ws2 = await welcomed(2, { cursor: '10-0' });
     assert.equal(ws2.params.get('since'), null, 'no since after a reset');
     assert.equal(c.cursor, '10-0');
+  },
+
+  async error_without_close() {
+    // Node 20's WebSocket fires only error when the handshake fails (a 503, a reset).
+    const c = new HookwireClient({ url: URL_, token: 't' });
+    c.connect();
+    const ws = await conn(1);
+    ws.onerror({});
+    const ws2 = await conn(2);
+    ws.drop(1006); // a late close of the first socket changes nothing
+    await welcomed(2);
+    for (let i = 0; i < 10; i++) await tick();
+    assert.equal(FakeWS.all.length, 2, 'one reconnect');
+    // On an open socket, error waits for close and its code.
+    ws2.onerror({});
+    for (let i = 0; i < 10; i++) await tick();
+    assert.equal(FakeWS.all.length, 2, 'no reconnect before the close');
+    ws2.drop(1013);
+    await conn(3);
+    assert.ok(delays.at(-1) < 250, 'the close code counted: quick reconnect after 1013');
   },
 
   async close_stops() {

@@ -142,14 +142,16 @@ export class HookwireClient {
     let openedAt = 0;
     ws.onopen = () => { openedAt = Date.now(); };
     ws.onmessage = (m) => { if (ws === this._ws) this._receive(m.data); };
-    ws.onerror = () => {}; // a close event always follows
-    ws.onclose = (e) => {
-      if (ws !== this._ws) return;
+    const lost = (code, reason) => {
+      if (ws !== this._ws) return; // already handled, or replaced
       this._ws = null;
       this._welcomed = false;
       if (openedAt && Date.now() - openedAt >= STABLE_MS) this._attempt = 0;
-      this._retry(e.code, e.reason);
+      this._retry(code, reason);
     };
+    // A failed handshake: browsers fire close after error, Node 20's WebSocket only error.
+    ws.onerror = () => { if (!openedAt) lost(1006, ''); };
+    ws.onclose = (e) => lost(e.code, e.reason);
   }
 
   _retry(code, reason, error) {
