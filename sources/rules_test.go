@@ -176,7 +176,8 @@ sources:
       - {name: emptytype, type: '""', users: '["u"]'}
       - {name: costly, type: '"t"', users: '["u"]', data: 'body.list.map(a, body.list.map(b, body.list.map(c, a + b + c)))'}
       - {name: divzero, type: '"t"', users: '["u"]', data: '1 / body.zero'}
-      - {name: optional, type: '"t"', users: '[body.?missing.user.orValue("anon")]'}
+      - {name: optional, type: '"t"', users: '[body.?missing.user.orValue("anon")]', channel: 'body.?room.orValue("")'}
+      - {name: nochannel, type: '"t"', channel: 'body.?room.orValue("")'}
 `)
 	src := mustSource(t, set, "s")
 	list := make([]int, 300)
@@ -186,13 +187,13 @@ sources:
 		t.Fatal(err)
 	}
 	evs, errs := src.Events(d)
-	if len(evs) != 1 || evs[0].Users[0] != "anon" {
+	if len(evs) != 1 || evs[0].Users[0] != "anon" || evs[0].Channel != "" {
 		t.Errorf("events %+v", evs)
 	}
-	if len(errs) != 7 {
-		t.Fatalf("%d errors, want 7: %v", len(errs), errs)
+	if len(errs) != 8 {
+		t.Fatalf("%d errors, want 8: %v", len(errs), errs)
 	}
-	for i, want := range []string{"when: is a int", "type: is a int", "users[0]", "channel", "type", "cost", "division by zero"} {
+	for i, want := range []string{"when: is a int", "type: is a int", "users[0]", "channel", "type", "cost", "division by zero", "at least one of users"} {
 		if !strings.Contains(errs[i].Error(), want) {
 			t.Errorf("error %d %q does not say %q", i, errs[i], want)
 		}

@@ -427,6 +427,8 @@ func (r *rule) event(source string, d Delivery, vars map[string]any) (ev *bridge
 		}
 	}
 	if r.chn != nil {
+		// "" is no channel, so that a rule can address a channel only
+		// when the payload names one (body.?room.orValue("")).
 		if ev.Channel, err = r.chn.evalString(vars); err != nil {
 			return nil, false, err
 		}
