@@ -189,3 +189,22 @@ func (k *known) snapshot() []bridge.PartPos {
 	defer k.mu.Unlock()
 	return slices.Clone(k.pos)
 }
+
+// EventsKeyOf returns the stream key of the partition that an event to
+// user goes to, or, when user is empty, an event on channel: tests and
+// operators use it to find the node that holds it.
+func (s *Stream) EventsKeyOf(user, channel string) string {
+	if user != "" {
+		return s.parts[s.partitionOf('u', user)].events
+	}
+	return s.parts[s.partitionOf('c', channel)].events
+}
+
+// PartitionOf returns the partition an event to user (or, when user is
+// empty, on channel) goes to: its index in vector cursors.
+func (s *Stream) PartitionOf(user, channel string) int {
+	if user != "" {
+		return s.partitionOf('u', user)
+	}
+	return s.partitionOf('c', channel)
+}
