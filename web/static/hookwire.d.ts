@@ -49,6 +49,14 @@ export interface PongFrame {
   ref: string;
 }
 
+/** The answer to refresh(): the session now ends at `exp`. */
+export interface RefreshedFrame {
+  type: 'refreshed';
+  /** RFC 3339: the new token's expiry. */
+  exp: string;
+  ref: string;
+}
+
 /** The requested history is gone: reload your state. */
 export interface ResetFrame {
   type: 'reset';
@@ -57,7 +65,7 @@ export interface ResetFrame {
 
 export interface ErrorFrame {
   type: 'error';
-  code: 'forbidden' | 'bad_request' | 'rate_limited' | 'bad_frame' | (string & {});
+  code: 'forbidden' | 'bad_request' | 'rate_limited' | 'invalid_token' | 'unavailable' | 'bad_frame' | (string & {});
   message: string;
   ref?: string;
 }
@@ -68,6 +76,7 @@ export type ServerFrame<T = unknown> =
   | SubscribedFrame
   | UnsubscribedFrame
   | PongFrame
+  | RefreshedFrame
   | ResetFrame
   | ErrorFrame;
 
@@ -157,6 +166,12 @@ export declare class HookwireClient<T = unknown> {
   unsubscribe(channel: string): Promise<UnsubscribedFrame>;
   /** Round trip to the server; rejects when not connected. */
   ping(): Promise<PongFrame>;
+  /**
+   * Replaces the open connection's token (the `refresh` op) before its `exp`, so the session
+   * outlives it; without an argument the token comes from getToken. Rejects when not connected,
+   * or with a HookwireError whose code is `invalid_token`.
+   */
+  refresh(token?: string): Promise<RefreshedFrame>;
 }
 
 export default HookwireClient;

@@ -114,6 +114,20 @@ export class HookwireClient {
   /** Round trip to the server; rejects when not connected. @returns {Promise<object>} the `pong` frame */
   ping() { return this._request('ping', {}); }
 
+  /**
+   * Replaces the open connection's token (the `refresh` op), so the session outlives the token it
+   * was opened with: call it before that token's `exp`. Without an argument the token comes from
+   * getToken. Resolves with the `refreshed` frame; rejects when not connected, or with an Error
+   * whose `code` is `invalid_token`. Later connections still call getToken.
+   * @param {string} [token]
+   * @returns {Promise<object>}
+   */
+  async refresh(token) {
+    if (token === undefined) token = await this._getToken();
+    if (!this._ws || !this._welcomed) throw new Error('hookwire: not connected');
+    return this._request('refresh', { token });
+  }
+
   async _open() {
     const gen = ++this._gen;
     this._status('connecting', { attempt: this._attempt });
@@ -158,7 +172,7 @@ export class HookwireClient {
     // Requests in flight die with the connection. Subscriptions are in the next connection's URL
     // anyway, so (un)subscribe promises settle at its welcome; pings fail.
     for (const r of this._pending.values()) {
-      if (r.op === 'ping') r.reject(new Error('hookwire: connection lost'));
+      if (r.op === 'ping' || r.op === 'refresh') r.reject(new Error('hookwire: connection lost'));
       else this._deferred.push(r);
     }
     this._pending.clear();
@@ -198,7 +212,11 @@ export class HookwireClient {
       case 'error':
         if (!this._settle(f, false)) this._emit('onError', f);
         break;
-      default: // subscribed, unsubscribed, pong
+      case 'unsubscribed':
+        // Without a ref: a refreshed token no longer grants the channel. Do not ask for it again.
+        if (!this._settle(f, true) && f.ref == null) this._channels.delete(f.channel);
+        break;
+      default: // subscribed, pong, refreshed
         this._settle(f, true);
     }
   }
@@ -229,7 +247,7 @@ export class HookwireClient {
     return new Promise((resolve, reject) => {
       const req = { op, fields, resolve, reject };
       if (this._ws && this._welcomed) this._send(req);
-      else if (op === 'ping') reject(new Error('hookwire: not connected'));
+      else if (op === 'ping' || op === 'refresh') reject(new Error('hookwire: not connected'));
       else this._deferred.push(req);
     });
   }

@@ -171,3 +171,23 @@ test('subscribe() holds across reconnects, also when called while disconnected',
   const pong = await c.ping();
   assert.equal(pong.type, 'pong');
 });
+
+test('refresh(): the session outlives its first token, on the same connection', async (t) => {
+  const port = await freePort();
+  const s = await startServer(port, { stream: 'npm-inband' });
+  t.after(() => s.stop());
+  const r = recorder();
+  const c = new HookwireClient({ url: s.ws, getToken: async () => token('u6', { ttlMs: 1500 }), ...r.options });
+  t.after(() => c.close());
+  c.connect();
+  await until(() => r.opens() === 1, 'the welcome');
+  const refreshed = await c.refresh(token('u6', { ttlMs: 60000 }));
+  assert.equal(refreshed.type, 'refreshed');
+  assert.ok(Date.parse(refreshed.exp) > Date.now() + 30000, `exp ${refreshed.exp}`);
+  await assert.rejects(c.refresh(token('someone-else')), (err) => err.code === 'invalid_token');
+  await new Promise((res) => setTimeout(res, 2500)); // past the first token's exp
+  await publish(s, { id: 'i0', users: ['u6'] });
+  await until(() => r.events.length === 1, 'the event after the first exp');
+  assert.equal(r.opens(), 1, 'no reconnect');
+  assert.ok(!r.statuses.some((x) => x.status === 'reconnecting'), 'never closed');
+});

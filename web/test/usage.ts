@@ -52,6 +52,9 @@ async function requests(): Promise<void> {
   const ch: string = sub.channel;
   const unsub = await hw.unsubscribe('news');
   const pong = await hw.ping();
+  const refreshed = await hw.refresh();
+  const until: string = (await hw.refresh('newer.token')).exp;
+  seen.push(refreshed.exp, until);
   seen.push(ch, unsub.type, pong.ref, ...channels);
   try {
     await hw.subscribe('forbidden.channel');
@@ -84,4 +87,6 @@ void hw.subscribe();
 const bad: StatusArgs = ['open', { attempt: 1 }];
 // @ts-expect-error the WebSocket option is a class
 new HookwireClient({ WebSocket: 'ws' });
+// @ts-expect-error refresh takes a token string
+void hw.refresh(42);
 void bad;
