@@ -121,7 +121,7 @@ func replicaEnv(env ...string) []string {
 }
 
 func (r *replica) signal(sig syscall.Signal) {
-	if r.cmd.Process != nil {
+	if r.cmd != nil && r.cmd.Process != nil {
 		r.cmd.Process.Signal(sig)
 	}
 }
@@ -285,7 +285,7 @@ func TestProductionRefusesWithoutCredentials(t *testing.T) {
 }
 
 func TestDevModeQuickstart(t *testing.T) {
-	r := startReplica(t, nil, "--dev")
+	r := serveInProcess(t, []string{"HOOKWIRE_DRAIN_TIMEOUT=1s"}, "--dev").asReplica(t)
 	var stdout string
 	for i := 0; i < 50 && !strings.Contains(stdout, "Watch it arrive"); i++ {
 		time.Sleep(20 * time.Millisecond)
@@ -327,7 +327,7 @@ func TestDevModeQuickstart(t *testing.T) {
 
 func TestOperationalEndpoints(t *testing.T) {
 	rs := redistest.Start(t)
-	r := startReplica(t, prodEnv(rs.URL()))
+	r := serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
 		resp, err := http.Get(r.base + path)
 		if err != nil {

@@ -70,6 +70,12 @@ func serveInProcess(t *testing.T, env []string, args ...string) *inProcess {
 	return p
 }
 
+// asReplica returns p as a *replica, for the helpers written for one
+// (connect, post); it cannot be signalled.
+func (p *inProcess) asReplica(t *testing.T) *replica {
+	return &replica{t: t, base: p.base, stdout: p.stdout, stderr: p.stderr}
+}
+
 func (p *inProcess) wsURL(query string) string {
 	return "ws" + strings.TrimPrefix(p.base, "http") + "/v1/ws?" + query
 }
