@@ -5,7 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
+	"path"
 	"regexp"
 	"slices"
 	"strconv"
@@ -170,7 +172,7 @@ func one[T any](t *testing.T, what string, s []T) T {
 }
 
 // secretEnv matches the variables that hold secrets.
-var secretEnv = regexp.MustCompile(`SECRET|_KEYS?$|PASSWORD|TOKEN|REDIS_URL`)
+var secretEnv = regexp.MustCompile(`SECRET|_KEYS?(_FILE)?$|PASSWORD|TOKEN|REDIS_URL`)
 
 // check verifies the invariants every rendering must keep, and returns the
 // Deployment's container.
@@ -322,9 +324,33 @@ func check(t *testing.T, o *objects, secretName string) {
 		}
 	}
 
-	// No literal secret: every secret variable comes from secretName.
+	// No literal secret: every secret variable comes from secretName, as a
+	// secretKeyRef or as a _FILE in a read-only mount of it.
+	secretDirs := map[string]bool{}
+	for _, v := range pod.Volumes {
+		if v.Secret == nil {
+			continue
+		}
+		if v.Secret.SecretName != secretName {
+			t.Errorf("volume %s mounts the Secret %q, want %q", v.Name, v.Secret.SecretName, secretName)
+		}
+		for _, m := range c.VolumeMounts {
+			if m.Name == v.Name {
+				if !m.ReadOnly {
+					t.Errorf("the Secret is mounted writable at %s", m.MountPath)
+				}
+				secretDirs[m.MountPath] = true
+			}
+		}
+	}
 	for _, e := range c.Env {
 		if !secretEnv.MatchString(e.Name) {
+			continue
+		}
+		if strings.HasSuffix(e.Name, "_FILE") {
+			if !secretDirs[path.Dir(e.Value)] {
+				t.Errorf("env %s=%q: not a file of a mounted Secret %v", e.Name, e.Value, secretDirs)
+			}
 			continue
 		}
 		ref := (*corev1.SecretKeySelector)(nil)
@@ -481,10 +507,14 @@ func TestChartEverythingOn(t *testing.T) {
 	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
 		env[e.Name] = e
 	}
-	for name, key := range map[string]string{"HOOKWIRE_WEBHOOK_SECRET": "webhook-secret", "STRIPE_WEBHOOK_SECRET": "stripe", "HOOKWIRE_JWT_SECRET": "jwt-secret"} {
-		if e, ok := env[name]; !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Key != key {
-			t.Errorf("env %s: want the key %q of bridge-secrets, got %+v", name, key, e)
+	for name, file := range map[string]string{"HOOKWIRE_WEBHOOK_SECRET_FILE": "webhook-secret", "HOOKWIRE_JWT_SECRET_FILE": "jwt-secret",
+		"HOOKWIRE_API_KEYS_FILE": "api-keys", "HOOKWIRE_REDIS_URL_FILE": "redis-url"} {
+		if e, ok := env[name]; !ok || path.Base(e.Value) != file {
+			t.Errorf("env %s: want the file %q of the mounted bridge-secrets, got %+v", name, file, e)
 		}
+	}
+	if e, ok := env["STRIPE_WEBHOOK_SECRET"]; !ok || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil || e.ValueFrom.SecretKeyRef.Key != "stripe" {
+		t.Errorf("env STRIPE_WEBHOOK_SECRET: want the key stripe of bridge-secrets, got %+v", e)
 	}
 	hpa := o.hpas[0]
 	if !slices.ContainsFunc(hpa.Spec.Metrics, func(m autoscalingv2.MetricSpec) bool {
@@ -500,6 +530,7 @@ func TestChartEverythingOn(t *testing.T) {
 
 func TestChartFixedReplicas(t *testing.T) {
 	m, err := render(t, map[string]any{"autoscaling": map[string]any{"enabled": false}, "replicaCount": 3,
+		"secrets":             map[string]any{"asFiles": false, "webhookSecretKey": "wh"},
 		"podDisruptionBudget": map[string]any{"enabled": false}, "topologySpread": map[string]any{"enabled": false}})
 	if err != nil {
 		t.Fatal(err)
@@ -511,6 +542,19 @@ func TestChartFixedReplicas(t *testing.T) {
 	}
 	if r := o.deployments[0].Spec.Replicas; r == nil || *r != 3 {
 		t.Errorf("replicas %v, want 3", r)
+	}
+	refs := map[string]string{}
+	for _, e := range o.deployments[0].Spec.Template.Spec.Containers[0].Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			refs[e.Name] = e.ValueFrom.SecretKeyRef.Key
+		}
+		if strings.HasSuffix(e.Name, "_FILE") {
+			t.Errorf("secrets.asFiles false, but %s is set", e.Name)
+		}
+	}
+	want := map[string]string{"HOOKWIRE_REDIS_URL": "redis-url", "HOOKWIRE_API_KEYS": "api-keys", "HOOKWIRE_JWT_SECRET": "jwt-secret", "HOOKWIRE_WEBHOOK_SECRET": "wh"}
+	if !maps.Equal(refs, want) {
+		t.Errorf("secretKeyRef variables %v, want %v", refs, want)
 	}
 }
 

@@ -76,3 +76,16 @@ check the WebSocket timeouts against HOOKWIRE_PING_INTERVAL.
 {{- fail (printf "ingress.wsTimeoutSeconds (%v) must exceed HOOKWIRE_PING_INTERVAL (%vs), or idle WebSockets are cut" $v.ingress.wsTimeoutSeconds $ping) }}
 {{- end }}
 {{- end }}
+
+{{/* hookwire's secret variables that are set: name -> key of the Secret. */}}
+{{- define "hookwire.secretVars" -}}
+{{- $s := .Values.secrets }}
+{{- with $s.redisUrlKey }}HOOKWIRE_REDIS_URL: {{ . }}
+{{ end }}
+{{- with $s.apiKeysKey }}HOOKWIRE_API_KEYS: {{ . }}
+{{ end }}
+{{- with $s.jwtSecretKey }}HOOKWIRE_JWT_SECRET: {{ . }}
+{{ end }}
+{{- with $s.webhookSecretKey }}HOOKWIRE_WEBHOOK_SECRET: {{ . }}
+{{ end }}
+{{- end }}
