@@ -148,7 +148,7 @@ func TestPanic(t *testing.T) {
 		if l["msg"] == "request failed" {
 			found = true
 			if l["level"] != "ERROR" || l["request_id"] != p.RequestID ||
-				!strings.Contains(l["err"].(string), "kaboom") || !strings.Contains(l["stack"].(string), "echo_test.go") {
+				!strings.Contains(l["err"].(string), "kaboom") || !strings.Contains(l["stack"].(string), "edge_test.go") {
 				t.Errorf("panic line %v", l)
 			}
 		}
