@@ -309,3 +309,43 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestChartVariablesExist: every HOOKWIRE_ variable the chart sets, at
+// default and non-default values, is one `hookwire serve` knows (its -h
+// names each flag's variable); a misspelt one would be silently ignored.
+func TestChartVariablesExist(t *testing.T) {
+	bin := hookwireBinary(t)
+	help, _ := exec.Command(bin, "serve", "-h").CombinedOutput()
+	known := map[string]bool{}
+	for _, f := range strings.FieldsFunc(string(help), func(r rune) bool { return r == '(' || r == ')' || r == ' ' || r == '\n' || r == ';' }) {
+		if v, ok := strings.CutPrefix(f, "$"); ok && strings.HasPrefix(v, "HOOKWIRE_") {
+			known[v] = true
+		}
+	}
+	if len(known) < 10 {
+		t.Fatalf("found %d variables in `hookwire serve -h`:\n%s", len(known), help)
+	}
+	for name, vals := range map[string]map[string]any{
+		"defaults":  nil,
+		"keyRef":    {"secrets": map[string]any{"asFiles": false, "webhookSecretKey": "wh"}},
+		"all files": {"secrets": map[string]any{"webhookSecretKey": "wh"}},
+	} {
+		m, err := render(t, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := decode(t, m)
+		vars := []string{}
+		for k := range one(t, "ConfigMap", o.configMaps).Data {
+			vars = append(vars, k)
+		}
+		for _, e := range o.deployments[0].Spec.Template.Spec.Containers[0].Env {
+			vars = append(vars, e.Name)
+		}
+		for _, v := range vars {
+			if strings.HasPrefix(v, "HOOKWIRE_") && !known[v] {
+				t.Errorf("%s: the chart sets %s, which hookwire serve does not read", name, v)
+			}
+		}
+	}
+}
