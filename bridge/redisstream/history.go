@@ -87,7 +87,7 @@ func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.
 		if isNoScript(cmd.Err()) {
 			cmd = s.scripts.history.Run(ctx, s.rdb, allKeys[i], args[i]...)
 		}
-		evs, err := s.parseHistory(cmd, s.parts[p], q.Since.Pos(p), q.Since)
+		evs, err := s.parseHistory(ctx, cmd, s.parts[p], q.Since.Pos(p), q.Since)
 		if err != nil {
 			return nil, err
 		}
@@ -111,9 +111,10 @@ func member(pos bridge.PartPos) string {
 
 // parseHistory checks one partition's answer of historySrc against the
 // cursor's position pos there and returns its events.
-func (s *Stream) parseHistory(cmd *redis.Cmd, p *part, pos bridge.PartPos, since bridge.Cursor) ([]*bridge.Event, error) {
+func (s *Stream) parseHistory(ctx context.Context, cmd *redis.Cmd, p *part, pos bridge.PartPos, since bridge.Cursor) ([]*bridge.Event, error) {
 	v, err := cmd.Slice()
 	if err != nil {
+		s.troubled(ctx)
 		return nil, unavailable("read history of "+p.events, err)
 	}
 	if len(v) < 5 || len(v)%2 != 1 {

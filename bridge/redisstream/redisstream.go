@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -81,6 +82,26 @@ type Stream struct {
 	// closeClient, set by Open, closes the client Open made.
 	closeClient func() error
 	cluster     bool
+	// lastReload is when troubled last asked the cluster client to
+	// reload the slot map (unix ns).
+	lastReload atomic.Int64
+}
+
+// troubled is called after a failed Redis call: on a cluster, the slot
+// map may be stale (a failover promoted a replica, a node is down), and
+// go-redis only reloads it by itself after a MOVED or every 10s. It asks
+// for a reload at most every 200ms.
+func (s *Stream) troubled(ctx context.Context) {
+	cc, ok := s.rdb.(*redis.ClusterClient)
+	if !ok {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := s.lastReload.Load()
+	if now-last < int64(200*time.Millisecond) || !s.lastReload.CompareAndSwap(last, now) {
+		return
+	}
+	cc.ReloadState(ctx)
 }
 
 var _ bridge.Stream = (*Stream)(nil)
@@ -299,6 +320,7 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 			err = parseAppend(cmd, out)
 		}
 		if err != nil {
+			s.troubled(ctx)
 			// Later chunks of this partition must not count: the
 			// order of its events would break.
 			err = unavailable("append to "+c.part.events, err)
@@ -597,6 +619,7 @@ func (s *Stream) Head(ctx context.Context) (bridge.Cursor, error) {
 			c, err = bridge.ParseID(v[1])
 		}
 		if err != nil {
+			s.troubled(ctx)
 			lastErr = unavailable("read head of "+p.events, err)
 			continue
 		}

@@ -245,6 +245,7 @@ func (t *tail) failed(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
+	t.s.troubled(ctx)
 	now := time.Now()
 	if now.Sub(t.lastWarn) >= warnEvery {
 		t.s.logger.WarnContext(ctx, "stream read failed, retrying",

@@ -19,8 +19,9 @@ import (
 // the cluster serves the slots it has while others are down
 // (cluster-require-full-coverage no).
 type Cluster struct {
-	tb    testing.TB
-	Nodes []*Server
+	tb       testing.TB
+	Nodes    []*Server
+	replicas int
 }
 
 // StartCluster starts primaries * (1 + replicas) cluster-enabled servers
@@ -44,7 +45,7 @@ func StartCluster(tb testing.TB, primaries, replicas int, opts ...Option) *Clust
 		"--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no",
 		"--cluster-replica-validity-factor", "0",
 	))
-	c := &Cluster{tb: tb}
+	c := &Cluster{tb: tb, replicas: replicas}
 	n := primaries * (1 + replicas)
 	addrs := make([]string, n)
 	for i := range n {
@@ -60,6 +61,17 @@ func StartCluster(tb testing.TB, primaries, replicas int, opts ...Option) *Clust
 		tb.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	c.WaitOK(tb, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for replicas > 0 {
+		err := c.synced()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redistest: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	return c
 }
 
@@ -89,7 +101,8 @@ func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 }
 
 // WaitOK waits until every running node reports cluster_state:ok and
-// every slot is served by a primary that answers.
+// every slot is served by a primary that answers; at the start, also until
+// every primary has its replicas online (in sync).
 func (c *Cluster) WaitOK(tb testing.TB, d time.Duration) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
@@ -120,6 +133,24 @@ func (c *Cluster) ok() error {
 		}
 		if !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_slots_ok:16384") {
 			return fmt.Errorf("%s: not ok", s.Addr())
+		}
+	}
+	return nil
+}
+
+// synced reports whether every primary has c.replicas replicas online.
+func (c *Cluster) synced() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, s := range c.Nodes {
+		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, MaxRetries: -1})
+		info, err := rdb.Info(ctx, "replication").Result()
+		rdb.Close()
+		if err != nil {
+			return err
+		}
+		if strings.Contains(info, "role:master") && strings.Count(info, "state=online") < c.replicas {
+			return fmt.Errorf("%s: replicas not online", s.Addr())
 		}
 	}
 	return nil
