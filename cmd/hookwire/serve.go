@@ -9,11 +9,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
-	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/trace"
@@ -22,7 +20,6 @@ import (
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/bridge/memstream"
-	"github.com/hookwire/hookwire/bridge/redisstream"
 	"github.com/hookwire/hookwire/ingest"
 	"github.com/hookwire/hookwire/internal/drain"
 	"github.com/hookwire/hookwire/internal/edge"
@@ -53,7 +50,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		return err
 	}
 	logger = logger.With("instance", tel.InstanceID())
-	st, closeStream, err := openStream(cfg, tel, logger)
+	st, closeStream, err := openStream(ctx, cfg, tel, logger)
 	if err != nil {
 		return err
 	}
@@ -186,44 +183,12 @@ func drainReplica(ctx context.Context, cfg config, logger *slog.Logger, subs *su
 
 // openStream connects the broker adapter: Redis when a URL is configured,
 // else the in-memory stream. The returned close is idempotent.
-func openStream(cfg config, tel *otel.Telemetry, logger *slog.Logger) (stream, func() error, error) {
+func openStream(ctx context.Context, cfg config, tel *otel.Telemetry, logger *slog.Logger) (stream, func() error, error) {
 	if cfg.RedisURL == "" {
 		st := memstream.New(memstream.Options{HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL})
 		return st, func() error { return nil }, nil
 	}
-	ropts, err := redis.ParseURL(cfg.RedisURL)
-	if err != nil {
-		return nil, nil, fmt.Errorf("HOOKWIRE_REDIS_URL: %w", err)
-	}
-	// Fail fast when Redis is down, so publishers get 503 and retry
-	// instead of hanging; URL parameters (max_retries, dial_timeout) still
-	// win.
-	if ropts.MaxRetries == 0 {
-		ropts.MaxRetries = 1
-	}
-	if ropts.DialerRetries == 0 {
-		ropts.DialerRetries = 2
-	}
-	if ropts.DialTimeout == 0 {
-		ropts.DialTimeout = 2 * time.Second
-	}
-	// CLIENT SETINFO fails on Redis before 7.2 and would show as an error
-	// span on every new connection.
-	ropts.DisableIdentity = true
-	rdb := redis.NewClient(ropts)
-	closeRedis := sync.OnceValue(rdb.Close)
-	if err := tel.InstrumentRedis(rdb); err != nil {
-		closeRedis()
-		return nil, nil, err
-	}
-	rs := redisstream.New(rdb, redisstream.Options{
-		Prefix: cfg.Stream, HistoryTTL: cfg.HistoryTTL, DedupeTTL: cfg.DedupeTTL, Logger: logger,
-	})
-	if err := observeLag(tel.MeterProvider(), rs.Lag); err != nil {
-		closeRedis()
-		return nil, nil, err
-	}
-	return rs, closeRedis, nil
+	return openRedis(ctx, cfg, tel, logger)
 }
 
 // routes builds the replica's HTTP handler: ingest, the WebSocket
