@@ -573,6 +573,9 @@ func TestChartRefuses(t *testing.T) {
 		"drain in config":       {map[string]any{"config": map[string]any{"HOOKWIRE_DRAIN_TIMEOUT": "5s"}}, "drainTimeoutSeconds"},
 		"no secret name":        {map[string]any{"secrets": map[string]any{"existingSecret": ""}}, "existingSecret"},
 		"ws timeout below ping": {map[string]any{"ingress": map[string]any{"enabled": true, "wsTimeoutSeconds": 20}}, "wsTimeoutSeconds"},
+		"misspelt value":        {map[string]any{"replicaCout": 3}, "replicaCout"},
+		"drain as a duration":   {map[string]any{"drainTimeoutSeconds": "10s"}, "drainTimeoutSeconds"},
+		"not a variable":        {map[string]any{"config": map[string]any{"log_level": "debug"}}, "log_level"},
 		"ws timeout vs 1m ping": {map[string]any{"ingress": map[string]any{"enabled": true, "wsTimeoutSeconds": 60}, "config": map[string]any{"HOOKWIRE_PING_INTERVAL": "1m"}}, "wsTimeoutSeconds"},
 	} {
 		t.Run(name, func(t *testing.T) {
