@@ -850,3 +850,21 @@ func TestSpecsMatchServerFrames(t *testing.T) {
 		}
 	}
 }
+
+// TestDocsBoundRefInCharacters: CONTRACT.md §3 bounds a ref to 64
+// characters (not bytes); README.md and asyncapi.yaml say the same.
+func TestDocsBoundRefInCharacters(t *testing.T) {
+	for _, doc := range []string{docsREADME, docsAsyncAPI} {
+		text := docsRead(t, doc)
+		if regexp.MustCompile(`ref[^.\n]{0,40}64 bytes`).MatchString(text) {
+			t.Errorf("%s bounds ref in bytes; the contract says 64 characters", doc)
+		}
+		if !regexp.MustCompile("`?ref`?[^.\\n]{0,40}64 characters").MatchString(text) {
+			t.Errorf("%s does not say that a ref is at most 64 characters", doc)
+		}
+	}
+	ref, err := docsPointer(docsLoadAsyncAPI(t), "#/components/schemas/Ref")
+	if m, _ := ref.(map[string]any); err != nil || fmt.Sprint(m["maxLength"]) != "64" {
+		t.Errorf("asyncapi.yaml: Ref schema %v (%v), want maxLength 64", ref, err)
+	}
+}
