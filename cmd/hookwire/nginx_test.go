@@ -189,59 +189,6 @@ func nginxFreePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// nginxCleanEnv is the test's environment without any HOOKWIRE_* or OTEL_*
-// variable, plus env: a replica sees only what the test sets.
-func nginxCleanEnv(env ...string) []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "HOOKWIRE_") || strings.HasPrefix(kv, "OTEL_") {
-			continue
-		}
-		out = append(out, kv)
-	}
-	return append(out, env...)
-}
-
-// startCleanReplica is startReplica with a clean environment, on a fixed
-// loopback port.
-func startCleanReplica(t *testing.T, env []string) *replica {
-	t.Helper()
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(nginxFreePort(t)))
-	cmd := exec.Command(binary, "serve", "--listen", addr)
-	cmd.Env = nginxCleanEnv(env...)
-	r := &replica{t: t, cmd: cmd, base: "http://" + addr, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = r.stdout, r.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(r.exited) }()
-	t.Cleanup(func() {
-		r.signal(syscall.SIGKILL)
-		<-r.exited
-		if t.Failed() {
-			t.Logf("replica %s stderr:\n%s", r.base, r.stderr.String())
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(r.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return r
-			}
-		}
-		select {
-		case <-r.exited:
-			t.Fatalf("replica exited: %s", r.stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica %s not ready: %v\n%s", addr, err, r.stderr.String())
-		}
-	}
-}
-
 // servedBy returns the index in rs of the replica that logged the
 // connection conn, or -1.
 func servedBy(rs []*replica, conn string) int {
@@ -407,7 +354,9 @@ func TestNginxInFrontOfReplicas(t *testing.T) {
 		// X-Forwarded-For from nginx (loopback) is believed.
 		"HOOKWIRE_TRUSTED_PROXIES=127.0.0.1/32",
 	}
-	replicas := []*replica{startCleanReplica(t, env), startCleanReplica(t, env)}
+	// startReplica gives each a clean environment: only env, no inherited
+	// HOOKWIRE_* or OTEL_* variable.
+	replicas := []*replica{startReplica(t, env), startReplica(t, env)}
 	addrs := []string{strings.TrimPrefix(replicas[0].base, "http://"), strings.TrimPrefix(replicas[1].base, "http://")}
 	n := startNginx(t, addrs)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -520,8 +469,15 @@ func TestNginxInFrontOfReplicas(t *testing.T) {
 	go func() {
 		defer close(drainProbesDone)
 		<-drainProbes
-		// New upgrades while replica 1 drains: nginx sends some to it,
-		// gets 503 and retries on replica 2.
+		// Once replica 1 has taken the signal (it logs "draining"), new
+		// upgrades through nginx that reach it get 503 and are retried on
+		// replica 2.
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(replicas[0].stderr.String(), `"msg":"draining"`); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				probeErrs = append(probeErrs, errors.New(`replica 1 never logged "draining"`))
+				return
+			}
+		}
 		for i := 0; i < 6; i++ {
 			ws, welcome, err := dialWelcome(ctx, n.wsURL(url.Values{"token": {idleTok}}))
 			if err != nil {
