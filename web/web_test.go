@@ -157,6 +157,7 @@ func TestClientInNode(t *testing.T) {
 		"reset",
 		"close_stops",
 		"error_without_close",
+		"refresh",
 	} {
 		t.Run(scenario, func(t *testing.T) {
 			t.Parallel()
@@ -639,6 +640,31 @@ const scenarios = {
     ws2.drop(1013);
     await conn(3);
     assert.ok(delays.at(-1) < 250, 'the close code counted: quick reconnect after 1013');
+  },
+
+  async refresh() {
+    const c = new HookwireClient({ url: URL_, getToken: async () => 'fresh', channels: ['a', 'b'] });
+    await assert.rejects(c.refresh('x'), /not connected/);
+    c.connect();
+    const ws = await welcomed(1);
+    const r1 = c.refresh();
+    await tick();
+    assert.deepEqual(ws.sent.at(-1), { op: 'refresh', token: 'fresh', ref: ws.sent.at(-1).ref });
+    // The new token no longer grants b: the server leaves it first, without a ref.
+    ws.recv({ type: 'unsubscribed', channel: 'b' });
+    ws.recv({ type: 'refreshed', exp: '2026-01-01T01:00:00Z', ref: ws.sent.at(-1).ref });
+    assert.equal((await r1).exp, '2026-01-01T01:00:00Z');
+    assert.deepEqual(c.channels, ['a'], 'a channel the server left is not asked for again');
+    const r2 = c.refresh('bad');
+    await tick();
+    ws.recv({ type: 'error', code: 'invalid_token', message: 'no', ref: ws.sent.at(-1).ref });
+    await assert.rejects(r2, (e) => e.code === 'invalid_token');
+    const r3 = c.refresh('late');
+    await tick();
+    ws.drop(1006);
+    await assert.rejects(r3, /connection lost/);
+    const ws2 = await conn(2);
+    assert.equal(ws2.params.get('channels'), 'a');
   },
 
   async close_stops() {
