@@ -37,6 +37,9 @@ func serveInProcess(t *testing.T, env []string, args ...string) *inProcess {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}
+	if vars["HOOKWIRE_DRAIN_TIMEOUT"] == "" {
+		vars["HOOKWIRE_DRAIN_TIMEOUT"] = "500ms" // the cleanup drains: keep it short
+	}
 	getenv := func(k string) string { return vars[k] }
 	p := &inProcess{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cfg, err := parseServe(append([]string{"--listen", "127.0.0.1:0"}, args...), getenv, p.stderr)
