@@ -1,26 +1,60 @@
 // Package redisstream is the bridge.Stream of a cluster of hookwire
 // replicas, on Redis Streams (Redis 7.0 or later).
 //
+// # Partitions
+//
+// Events are spread over Options.Partitions partitions (HOOKWIRE_PARTITIONS;
+// Open defaults to 1 on one Redis and 16 on a Redis Cluster, which it
+// detects with INFO cluster). Each partition is the layout below under its
+// own hash tag T: with one partition T is {P} (the keys of a bridge
+// without partitions, so their cursors stay valid); with n it is {P.i} (or
+// {P.i.k}, k chosen so that partition i's slot lies in the i-th n-th of the
+// slots: the partitions spread evenly over the primaries). Every script
+// touches one partition: one slot. The count is recorded in {P}:partitions;
+// Open refuses another (ErrPartitions).
+//
+// An event goes to its users' partitions (FNV-1a of "u:"+user mod n), once
+// per partition touched, each copy holding that partition's users, with
+// its own dedupe record there; an event without users goes to its
+// channel's partition ("c:"+channel). So a user's events, with or without
+// a channel, are in one partition, in acceptance order, and so are a
+// channel's broadcasts. An Append result is a duplicate only when every
+// copy was; a retry after a partial failure (503) appends the missing
+// copies. A retried id with addressing of another partition is not
+// recognised (CONTRACT.md §4: the record lives in the event's partition).
+//
+// Every replica reads every partition with its own blocking XREAD and
+// backoff (a partition on a node that is down stalls no other) and merges
+// them into one sequence; each event gets a vector cursor (bridge.Vector)
+// of the positions of every partition up to it, so one cursor resumes a
+// connection's whole view. History reads, per partition the query
+// touches, the user's and the channels' indexes in one script call.
+//
 // # Layout
 //
-// With the prefix P (Options.Prefix, HOOKWIRE_STREAM), every key carries
-// the hash tag {P}, so one Lua script may touch all of them in Redis
-// Cluster:
+// With the hash tag T of a partition (see above; {P} with one partition,
+// P being Options.Prefix, HOOKWIRE_STREAM):
 //
-//	{P}:events       the stream every replica tails with XREAD; auto IDs.
+//	T:events         the stream every replica tails with XREAD; auto IDs.
 //	                 Fields: e epoch, i event id, t type, u users joined
-//	                 by "\n", c channel, d data, tp/ts traceparent and
-//	                 tracestate, x-<key> any other trace field.
-//	{P}:meta         hash; field e is the current epoch, field w the newest
+//	                 by "\n", c channel, s CloudEvents source, d data,
+//	                 tp/ts traceparent and tracestate, x-<key> any other
+//	                 trace field.
+//	T:meta           hash; field e is the current epoch, field w the newest
 //	                 entry ID the retention may have trimmed, field n (in
 //	                 ms) up to which threshold w needs no check. No expiry.
-//	{P}:u:<user>     index of the events addressed to user (with or
-//	                 without a channel): entries with the same ID as in
-//	                 {P}:events and one empty field o.
-//	{P}:c:<channel>  index of the events published on channel without
+//	T:u:<user>       index of the events addressed to user (with or
+//	                 without a channel): a sorted set, every score 0, one
+//	                 member per event encoding its entry ID so that the
+//	                 members' byte order is the IDs' order (see appendSrc).
+//	                 A few entries fit one listpack: about 100 bytes.
+//	T:c:<channel>    index of the events published on channel without
 //	                 users. An event with users and a channel is indexed
 //	                 under its users only: it reaches nobody else.
-//	{P}:id:<id>      dedupe key of event id; value: its cursor. PX DedupeTTL.
+//	T:id:<id>        dedupe key of event id; value: its cursor. PX DedupeTTL.
+//	                 Not written for ids the server generated (evt_ and 26
+//	                 base32 characters, bridge.NewID): no client can repeat
+//	                 them, and the key cost Redis 120 bytes an event.
 //
 // Append runs one script call per chunk of up to 200 events (or about
 // 1 MiB of fields), every chunk in one pipeline: one round trip, in order.
@@ -48,23 +82,25 @@
 // nothing after it can have been lost, so a fresh connection can start
 // from the head (the welcome frame's cursor) and resume from it any time.
 //
-// Why per-target index streams: a client resuming after a cursor needs its
-// own events, not everybody's. XRANGE on {P}:u:<user> and {P}:c:<channel>
+// Why per-target indexes: a client resuming after a cursor needs its own
+// events, not everybody's. ZRANGEBYLEX on T:u:<user> and T:c:<channel>
 // costs the number of those events, whatever the total traffic, and the
-// events are then fetched by ID from {P}:events. The global stream is never
-// scanned by History.
+// events are then fetched by ID from T:events. The global stream is never
+// scanned by History. Sorted sets rather than streams: a stream costs 4.6 KB
+// even with one entry, and an index per user not seen in an hour is the
+// common case (a balance update to one user).
 //
 // Why an epoch: entry IDs are wall-clock based and restart from the clock
 // when Redis lost its data, so an ID alone cannot prove that nothing was
-// lost after it. The epoch is a random id created when {P}:meta is missing
+// lost after it. The epoch is a random id created when T:meta is missing
 // (a new or emptied Redis), carried in every cursor and every entry. A
 // cursor of another epoch is refused with bridge.ErrHistoryExpired, and a
 // tail that sees the epoch change delivers a Reset batch and re-reads the
-// new stream from its start. Creating an epoch also drops {P}:events, so
+// new stream from its start. Creating an epoch also drops T:events, so
 // the global stream only ever holds entries of the current epoch.
 //
 // Limits: the epoch does not change on failover to a replica that lacked
-// the newest writes but had {P}:meta; events acknowledged only by the old
+// the newest writes but had T:meta; events acknowledged only by the old
 // primary are then lost without a Reset (Redis replication is
 // asynchronous).
 //
