@@ -179,8 +179,18 @@ var secretEnv = regexp.MustCompile(`SECRET|_KEYS?(_FILE)?$|PASSWORD|TOKEN|REDIS_
 func check(t *testing.T, o *objects, secretName string) {
 	t.Helper()
 	dep := one(t, "Deployment", o.deployments)
-	cm := one(t, "ConfigMap", o.configMaps)
 	svc := one(t, "Service", o.services)
+	var cm *corev1.ConfigMap // the settings: the one the container takes its environment from
+	for _, c := range o.configMaps {
+		for _, ef := range dep.Spec.Template.Spec.Containers[0].EnvFrom {
+			if ef.ConfigMapRef != nil && ef.ConfigMapRef.Name == c.Name {
+				cm = c
+			}
+		}
+	}
+	if cm == nil {
+		t.Fatalf("the container takes its settings from no ConfigMap of the chart")
+	}
 	if len(o.hpas) > 0 && dep.Spec.Replicas != nil {
 		t.Errorf("Deployment sets replicas while an HPA owns the count")
 	}
@@ -372,6 +382,57 @@ func check(t *testing.T, o *objects, secretName string) {
 		t.Errorf("the container does not take its settings from the ConfigMap %s", cm.Name)
 	}
 
+	// The sources file: mounted from its ConfigMap, and every secret it
+	// names comes from the Secret.
+	env := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		env[e.Name] = e
+	}
+	if e, ok := env["HOOKWIRE_SOURCES_FILE"]; ok {
+		var file struct {
+			Sources []struct {
+				Name   string         `json:"name"`
+				Verify map[string]any `json:"verify"`
+			} `json:"sources"`
+		}
+		found := false
+		for _, m := range c.VolumeMounts {
+			if path.Dir(e.Value) != m.MountPath {
+				continue
+			}
+			for _, v := range pod.Volumes {
+				if v.Name != m.Name || v.ConfigMap == nil {
+					continue
+				}
+				for _, scm := range o.configMaps {
+					if scm.Name == v.ConfigMap.Name {
+						raw, ok := scm.Data[path.Base(e.Value)]
+						if !ok {
+							t.Errorf("ConfigMap %s has no %s", scm.Name, path.Base(e.Value))
+						}
+						if err := yaml.Unmarshal([]byte(raw), &file); err != nil {
+							t.Errorf("the sources file does not parse: %v\n%s", err, raw)
+						}
+						found = true
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("HOOKWIRE_SOURCES_FILE=%s is not a file of a mounted ConfigMap", e.Value)
+		}
+		for _, src := range file.Sources {
+			if _, ok := src.Verify["secret"]; ok {
+				t.Errorf("source %s holds a secret", src.Name)
+			}
+			if name, _ := src.Verify["secret_env"].(string); name != "" {
+				if se, ok := env[name]; !ok || se.ValueFrom == nil || se.ValueFrom.SecretKeyRef == nil || se.ValueFrom.SecretKeyRef.Name != secretName {
+					t.Errorf("source %s: secret_env %s is not set from the Secret %s", src.Name, name, secretName)
+				}
+			}
+		}
+	}
+
 	// Routes reach the Service's http port.
 	ping := 25 * time.Second
 	if v := cm.Data["HOOKWIRE_PING_INTERVAL"]; v != "" {
@@ -462,7 +523,6 @@ func TestChartEverythingOn(t *testing.T) {
 		"config": map[string]any{
 			"HOOKWIRE_PING_INTERVAL":   "40s",
 			"HOOKWIRE_ALLOWED_ORIGINS": "https://app.example.com",
-			"HOOKWIRE_SOURCES_FILE":    "/etc/hookwire/sources.yaml",
 		},
 		"secrets": map[string]any{
 			"existingSecret":   "bridge-secrets",
@@ -478,6 +538,14 @@ func TestChartEverythingOn(t *testing.T) {
 		"httpRoute":                     map[string]any{"enabled": true},
 		"topologySpread":                map[string]any{"topologyKeys": []any{"kubernetes.io/hostname"}},
 		"service":                       map[string]any{"port": 8080},
+		"sources": []any{map[string]any{
+			"name":   "stripe",
+			"verify": map[string]any{"scheme": "stripe", "secret_env": "STRIPE_WEBHOOK_SECRET", "tolerance": "5m"},
+			"rules": []any{map[string]any{
+				"when": `body.type == "customer.updated"`, "type": `"balance.updated"`,
+				"users": "[body.data.object.metadata.user_id]",
+			}},
+		}},
 	}
 	m, err := render(t, vals)
 	if err != nil {
@@ -500,12 +568,20 @@ func TestChartEverythingOn(t *testing.T) {
 	if g := *dep.Spec.Template.Spec.TerminationGracePeriodSeconds; g != 45 {
 		t.Errorf("terminationGracePeriodSeconds %d, want 45", g)
 	}
-	if d := o.configMaps[0].Data["HOOKWIRE_DRAIN_TIMEOUT"]; d != "30s" {
-		t.Errorf("HOOKWIRE_DRAIN_TIMEOUT %q, want 30s", d)
+	if len(o.configMaps) != 2 {
+		t.Errorf("%d ConfigMaps, want 2 (settings and sources)", len(o.configMaps))
+	}
+	for _, cm := range o.configMaps {
+		if d := cm.Data["HOOKWIRE_DRAIN_TIMEOUT"]; cm.Name == "bridge" && d != "30s" {
+			t.Errorf("HOOKWIRE_DRAIN_TIMEOUT %q, want 30s", d)
+		}
 	}
 	env := map[string]corev1.EnvVar{}
 	for _, e := range dep.Spec.Template.Spec.Containers[0].Env {
 		env[e.Name] = e
+	}
+	if _, ok := env["HOOKWIRE_SOURCES_FILE"]; !ok {
+		t.Errorf("sources set, but no HOOKWIRE_SOURCES_FILE")
 	}
 	for name, file := range map[string]string{"HOOKWIRE_WEBHOOK_SECRET_FILE": "webhook-secret", "HOOKWIRE_JWT_SECRET_FILE": "jwt-secret",
 		"HOOKWIRE_API_KEYS_FILE": "api-keys", "HOOKWIRE_REDIS_URL_FILE": "redis-url"} {
@@ -573,6 +649,8 @@ func TestChartRefuses(t *testing.T) {
 		"drain in config":       {map[string]any{"config": map[string]any{"HOOKWIRE_DRAIN_TIMEOUT": "5s"}}, "drainTimeoutSeconds"},
 		"no secret name":        {map[string]any{"secrets": map[string]any{"existingSecret": ""}}, "existingSecret"},
 		"ws timeout below ping": {map[string]any{"ingress": map[string]any{"enabled": true, "wsTimeoutSeconds": 20}}, "wsTimeoutSeconds"},
+		"secret in a source":    {map[string]any{"sources": []any{map[string]any{"name": "s", "verify": map[string]any{"scheme": "hmac", "secret": "hunter2hunter2"}}}}, "secret"},
+		"unmapped secret_env":   {map[string]any{"sources": []any{map[string]any{"name": "s", "verify": map[string]any{"scheme": "github", "secret_env": "GH_SECRET"}}}}, "GH_SECRET"},
 		"misspelt value":        {map[string]any{"replicaCout": 3}, "replicaCout"},
 		"drain as a duration":   {map[string]any{"drainTimeoutSeconds": "10s"}, "drainTimeoutSeconds"},
 		"not a variable":        {map[string]any{"config": map[string]any{"log_level": "debug"}}, "log_level"},

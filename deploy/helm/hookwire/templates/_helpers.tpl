@@ -68,6 +68,16 @@ check the WebSocket timeouts against HOOKWIRE_PING_INTERVAL.
 {{- fail (printf "config.%s: set drainTimeoutSeconds / containerPort instead" $k) }}
 {{- end }}
 {{- end }}
+{{- range $src := $v.sources }}
+{{- with $src.verify }}
+{{- if hasKey . "secret" }}
+{{- fail (printf "sources: %s: verify.secret holds a secret; use secret_env (mapped in secrets.extra) or secret_file" $src.name) }}
+{{- end }}
+{{- if and .secret_env (not (hasKey $v.secrets.extra .secret_env)) }}
+{{- fail (printf "sources: %s: verify.secret_env %s is not set: map it to a key of the Secret in secrets.extra" $src.name .secret_env) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if not $v.secrets.existingSecret }}
 {{- fail "secrets.existingSecret: name the Secret holding hookwire's keys (production mode refuses to start without them)" }}
 {{- end }}
