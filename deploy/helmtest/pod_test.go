@@ -229,7 +229,16 @@ var (
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
+	buildDir  string // removed by TestMain
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
 
 // hookwireBinary builds ../../cmd/hookwire once per run.
 func hookwireBinary(t *testing.T) string {
@@ -240,6 +249,7 @@ func hookwireBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		buildDir = dir
 		binPath = filepath.Join(dir, "hookwire")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/hookwire")
 		cmd.Dir = "../.."
