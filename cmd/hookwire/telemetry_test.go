@@ -203,7 +203,7 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		`hookwire_deliveries_total 5`,
 		`hookwire_delivery_latency_seconds_count 5`,
 		`hookwire_connections 1`,
-		`hookwire_stream_lag_entries 0`,
+		`hookwire_stream_lag_entries{partition="0"} 0`, // one partition on one Redis
 		`http_server_request_duration_seconds_count`,
 	} {
 		if !strings.Contains(text, want) {
