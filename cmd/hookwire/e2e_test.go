@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/internal/redistest"
@@ -43,6 +44,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// As main does: the stream adapter reports outages itself, once.
+	redis.SetLogger(quietRedis{})
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -229,8 +232,8 @@ func (s *subscriber) quiet(t *testing.T, d time.Duration) {
 // connections on A and on B, and nobody else's.
 func TestTwoReplicasOneRedis(t *testing.T) {
 	rs := redistest.Start(t)
-	a := startReplica(t, prodEnv(rs.URL()))
-	b := startReplica(t, prodEnv(rs.URL()))
+	a := serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
+	b := serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
 
 	onA := a.connect(t, "token="+subToken(t, "42"))
 	onB1 := b.connect(t, "token="+subToken(t, "42"))
@@ -382,7 +385,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 
 func TestTools(t *testing.T) {
 	rs := redistest.Start(t)
-	r := startReplica(t, prodEnv(rs.URL()))
+	r := serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
 	env := replicaEnv("HOOKWIRE_URL="+r.base, "HOOKWIRE_API_KEY="+testAPIKey, "HOOKWIRE_JWT_SECRET="+testSecret)
 	out, err := command(env, "token", "--sub", "42", "--channels", "prices.*", "--ttl", "1h").Output()
 	if err != nil {

@@ -345,7 +345,7 @@ func TestHostileInput(t *testing.T) {
 func hostileMain(t *testing.T, redisURL string) {
 	keys := newHostileKeys(t)
 	secret1, secret2 := auth.NewWebhookSecret(), auth.NewWebhookSecret()
-	r := startReplica(t, append(prodEnv(redisURL),
+	r := serveInProcess(t, append(prodEnv(redisURL),
 		"HOOKWIRE_STREAM=hostile-main",
 		"HOOKWIRE_API_KEYS="+testAPIKey+",scoped:"+hostileScopedKey+":channels=prices.*;types=price.*",
 		"HOOKWIRE_WEBHOOK_SECRET="+secret1+","+secret2,
@@ -359,7 +359,7 @@ func hostileMain(t *testing.T, redisURL string) {
 		"HOOKWIRE_MAX_CHANNELS=2",
 		"HOOKWIRE_MAX_CONNS_PER_USER=2",
 		"HOOKWIRE_FRAME_RATE=2",
-	))
+	)).asReplica(t)
 	t.Run("ingest", func(t *testing.T) { hostileIngest(t, r, secret1, secret2) })
 	t.Run("subscribe", func(t *testing.T) { hostileSubscribe(t, r, keys) })
 }
@@ -784,7 +784,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 // with a hint to split it. It also holds the case that needs the default
 // body limit: 1001 users.
 func hostilePublishRate(t *testing.T, redisURL string) {
-	r := startReplica(t, append(prodEnv(redisURL), "HOOKWIRE_STREAM=hostile-rate", "HOOKWIRE_PUBLISH_RATE=2"))
+	r := serveInProcess(t, append(prodEnv(redisURL), "HOOKWIRE_STREAM=hostile-rate", "HOOKWIRE_PUBLISH_RATE=2")).asReplica(t)
 	post := func(t *testing.T, path, body string) (*http.Response, []byte) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, r.base+path, strings.NewReader(body))
@@ -857,7 +857,7 @@ func hostilePublishRate(t *testing.T, redisURL string) {
 // hostileUpgradeRate: at 1 upgrade/s per IP (bursts of 1), the second rapid
 // upgrade from 127.0.0.1 gets 429 before anything else is looked at.
 func hostileUpgradeRate(t *testing.T, redisURL string) {
-	r := startReplica(t, append(prodEnv(redisURL), "HOOKWIRE_STREAM=hostile-upgrade", "HOOKWIRE_UPGRADE_RATE=1"))
+	r := serveInProcess(t, append(prodEnv(redisURL), "HOOKWIRE_STREAM=hostile-upgrade", "HOOKWIRE_UPGRADE_RATE=1")).asReplica(t)
 	u := "ws" + strings.TrimPrefix(r.base, "http") + "/v1/ws?token="
 	var statuses []int
 	var last *http.Response

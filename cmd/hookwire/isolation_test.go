@@ -732,7 +732,7 @@ func TestIsolationProperty(t *testing.T) {
 	rs := redistest.Start(t)
 	reps := make([]*replica, nReplicas)
 	for i := range reps {
-		reps[i] = startReplica(t, prodEnv(rs.URL()))
+		reps[i] = serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
 	}
 
 	setupStart := time.Now()
@@ -785,7 +785,7 @@ func TestIsolationProperty(t *testing.T) {
 // of its users.
 func TestIsolationAcrossUsersWithSameConnectionsCount(t *testing.T) {
 	rs := redistest.Start(t)
-	reps := []*replica{startReplica(t, prodEnv(rs.URL()))}
+	reps := []*replica{serveInProcess(t, prodEnv(rs.URL())).asReplica(t)}
 	all := []string{"c.*"}
 	// On the one replica: a and b have 2 connections each on c.x (4
 	// subscribers), c has 2 on c.y (2 subscribers), d has 2 on none.
