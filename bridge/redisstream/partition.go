@@ -114,8 +114,9 @@ func (s *Stream) split(evs []*bridge.Event) [][]copyOf {
 				per[p] = append(per[p], copyOf{ev: ev, index: i})
 				j = len(touched) - 1
 			}
-			c := &per[p][len(per[p])-1]
-			c.users = append(c.users, u)
+			if c := &per[p][len(per[p])-1]; !slices.Contains(c.users, u) {
+				c.users = append(c.users, u)
+			}
 		}
 	}
 	return per

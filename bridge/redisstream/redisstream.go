@@ -372,20 +372,22 @@ func (s *Stream) appendNow(ctx context.Context, evs []*bridge.Event) ([]bridge.A
 		if placed != nil {
 			// A vector cursor: this process's newest known positions
 			// in the other partitions, up to the events before it.
-			if vec == nil || firstPart[i] != vecPart {
-				vec, vecPart = bridge.NewVector(cur), firstPart[i]
-			}
-			p := c.Pos(0)
-			c = vec.At(firstPart[i], p.MS, p.Seq)
+			// The event's copies are covered by its cursor, all of
+			// them: a resume from it must not replay the event.
 			for _, pl := range placed[i] {
 				if cur[pl.part].Epoch != pl.pos.Epoch || cur[pl.part].Before(pl.pos) {
 					cur[pl.part] = pl.pos
 				}
 				s.known.update(pl.part, pl.pos)
-				if pl.part != vecPart {
-					vec = nil
+			}
+			if vec == nil || firstPart[i] != vecPart || len(placed[i]) > 1 {
+				vec, vecPart = bridge.NewVector(cur), firstPart[i]
+				if len(placed[i]) > 1 {
+					vecPart = -1 // holds this event's other copies: not for the next
 				}
 			}
+			p := c.Pos(0)
+			c = vec.At(firstPart[i], p.MS, p.Seq)
 		}
 		res[i].Cursor = c
 		if !res[i].Duplicate {
