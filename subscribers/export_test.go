@@ -1,7 +1,21 @@
 package subscribers
 
+import "github.com/hookwire/hookwire/auth"
+
 // ParseClientFrameForTest exposes the client-frame parser to the fuzzer.
 func ParseClientFrameForTest(b []byte) error {
 	_, err := parseClientFrame(b)
 	return err
+}
+
+// ParseChannelsForTest exposes the ?channels= parser to the fuzzer, for a
+// server allowing maxChannels per connection.
+func ParseChannelsForTest(claims auth.Claims, maxChannels int, list string) ([]string, error) {
+	s := &Server{opts: Options{MaxChannels: maxChannels}}
+	return s.parseChannels(claims, list)
+}
+
+// OriginAllowedForTest exposes the Origin matcher to the fuzzer.
+func OriginAllowedForTest(allowed []string, origin string) bool {
+	return originAllowed(allowed, origin)
 }
