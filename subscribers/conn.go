@@ -38,7 +38,7 @@ var (
 // conn is one WebSocket connection. It is the bridge.Sink of its
 // subscription: the fan-out hands it events with Send, which never blocks.
 //
-// An idle connection holds one goroutine, its reader (readLoop, run by
+// An idle connection holds one goroutine, its reader (readFrame, run by
 // Server.run). Every server frame goes through the connection's writer
 // (writer.go), which writes inline when the socket has room and runs a
 // goroutine of its own only while the socket is full. Pings and the
@@ -47,6 +47,7 @@ var (
 type conn struct {
 	ws     *websocket.Conn
 	wr     *writer // every server frame is written through it
+	wire   *wire   // the socket; the reader waits on it for client frames
 	id     string
 	claims auth.Claims // owned by the reader (refresh replaces it)
 	user   string      // claims.Subject, readable from any goroutine
@@ -55,8 +56,9 @@ type conn struct {
 	timers timers // the ping and the token's expiry
 
 	// Owned by the reader goroutine:
-	limiter *rate.Limiter // client frames
-	refused int           // frames refused by limiter since the last one let through
+	readWait time.Duration // the read deadline after each client frame
+	limiter  *rate.Limiter // client frames; nil until the first
+	refused  int           // frames refused by limiter since the last one let through
 
 	sub *bridge.Subscription // set by the reader before it reads
 }
@@ -199,57 +201,70 @@ func (c *conn) startTimers(pingEvery time.Duration) {
 	}
 }
 
-// readLoop owns every read. It handles client ops until the connection
-// fails or closes.
-func (c *conn) readLoop(ctx context.Context, pingEvery time.Duration) error {
+// prepareRead sets up the reads of readFrame: the frame limit, the read
+// deadline and gorilla's control-frame handlers.
+func (c *conn) prepareRead(pingEvery time.Duration) {
 	c.ws.SetReadLimit(maxFrame)
-	deadline := 2 * pingEvery // a peer silent for two periods is closed
-	extend := func() error {
-		if c.wr.closing() {
-			return nil // the close deadline stands
-		}
-		return c.ws.SetReadDeadline(time.Now().Add(deadline))
-	}
-	_ = extend()
-	c.ws.SetPongHandler(func(string) error { return extend() })
+	c.readWait = 2 * pingEvery // a peer silent for two periods is closed
+	_ = c.extend()
+	c.ws.SetPongHandler(func(string) error { return c.extend() })
 	c.ws.SetPingHandler(func(data string) error {
 		c.wr.push(out{b: frame(opPong, []byte(data))}, controlFrame)
 		return nil
 	})
 	c.ws.SetCloseHandler(c.onClose)
-	for {
-		typ, b, err := c.ws.ReadMessage()
-		if err != nil {
-			return err
-		}
-		if c.wr.closing() {
-			// Our close frame is out or on its way: what the client
-			// sends until its close reply is moot, and must not push
-			// the close deadline back.
-			continue
-		}
-		_ = extend()
-		if !c.limiter.Allow() {
-			c.refused++
-			if c.refused > abuseLimit {
-				c.log().WarnContext(ctx, "client frame flood, closing", "refused", c.refused)
-				c.close(websocket.ClosePolicyViolation, "too many frames", flushQueued)
-				return errClosing
-			}
-			c.reply(errorFrame{Type: "error", Code: codeRateLimited, Message: "too many frames; slow down"})
-			continue
-		}
-		c.refused = 0
-		if typ != websocket.TextMessage {
-			c.reply(errorFrame{Type: "error", Code: codeBadRequest, Message: "frames must be JSON text frames"})
-			continue
-		}
-		if !utf8.Valid(b) {
-			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
-			// connection, with 1007.
-			c.close(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8", flushQueued)
+}
+
+// extend pushes the read deadline back, unless the connection is closing.
+func (c *conn) extend() error {
+	if c.wr.closing() {
+		return nil // the close deadline stands
+	}
+	return c.ws.SetReadDeadline(time.Now().Add(c.readWait))
+}
+
+// readFrame reads one client frame and handles it. An error ends the
+// connection. prepareRead ran before the first call. The reader calls it
+// each time awaitFrame returns, so its deep stack exists only while a
+// frame is being read.
+func (c *conn) readFrame(ctx context.Context) error {
+	typ, b, err := c.ws.ReadMessage()
+	if err != nil {
+		return err
+	}
+	if c.wr.closing() {
+		// Our close frame is out or on its way: what the client sends
+		// until its close reply is moot, and must not push the close
+		// deadline back.
+		return nil
+	}
+	_ = c.extend()
+	if c.limiter == nil {
+		// Made on the first frame, with a full bucket as at the
+		// upgrade: most connections never send one.
+		c.limiter = rate.NewLimiter(rate.Limit(c.srv.opts.FrameRate), c.srv.opts.FrameBurst)
+	}
+	if !c.limiter.Allow() {
+		c.refused++
+		if c.refused > abuseLimit {
+			c.log().WarnContext(ctx, "client frame flood, closing", "refused", c.refused)
+			c.close(websocket.ClosePolicyViolation, "too many frames", flushQueued)
 			return errClosing
 		}
-		c.handle(ctx, b)
+		c.reply(errorFrame{Type: "error", Code: codeRateLimited, Message: "too many frames; slow down"})
+		return nil
 	}
+	c.refused = 0
+	if typ != websocket.TextMessage {
+		c.reply(errorFrame{Type: "error", Code: codeBadRequest, Message: "frames must be JSON text frames"})
+		return nil
+	}
+	if !utf8.Valid(b) {
+		// RFC 6455 §8.1: a text frame that is not UTF-8 fails the
+		// connection, with 1007.
+		c.close(websocket.CloseInvalidFramePayloadData, "text frame is not valid UTF-8", flushQueued)
+		return errClosing
+	}
+	c.handle(ctx, b)
+	return nil
 }

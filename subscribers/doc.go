@@ -4,7 +4,11 @@
 // broker.
 //
 // An idle connection costs one goroutine, its reader (conn.go), which also
-// runs the client operations (ops.go). Server frames go through the
+// runs the client operations (ops.go). Between client frames it waits on
+// the socket a few frames deep (wire.go, awaitFrame), not inside gorilla,
+// so its stack stays at the 2 KiB minimum; the upgrade's handler goroutine
+// does the connection's setup and its subscription (the Head call, a
+// replay) before it starts the reader. Server frames go through the
 // connection's writer (writer.go): a bounded queue that never makes the
 // fan-out wait, written inline when the socket has room, and by a writer
 // goroutine of its own only while the socket is full. wire.go frames and

@@ -14,7 +14,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/metric"
-	"golang.org/x/time/rate"
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
@@ -106,11 +105,12 @@ func New(h hub, v verifier, opts Options) *Server {
 	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, drain: opts.Drain, conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		// A small read buffer of its own instead of the server's 4 KiB
-		// one (client frames are small; larger ones are read through
-		// it). hookwire writes its frames itself (wire.go); the pool
-		// keeps gorilla from holding a write buffer per connection.
-		ReadBufferSize:  512,
+		// No read buffer of gorilla's own: it reuses the small reader
+		// the hijacker hands it instead of the server's 4 KiB one
+		// (readBufferSize, wire.go). hookwire writes its frames itself
+		// (wire.go); the pool keeps gorilla from holding a write buffer
+		// per connection.
+		ReadBufferSize:  0,
 		WriteBufferPool: &sync.Pool{},
 		// The Origin was checked before Upgrade is called.
 		CheckOrigin: func(*http.Request) bool { return true },
@@ -186,7 +186,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.release(claims.Subject)
 		return // Upgrade answered the client.
 	}
-	s.serve(ws, wr.wire, claims, channels, since) // releases the user's place when it ends
+	s.serve(r.Context(), ws, wr.wire, claims, channels, since) // releases the user's place when it ends
 }
 
 // reserve counts one more connection for user, unless it has too many.
@@ -279,12 +279,11 @@ func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail str
 // serve starts one upgraded connection and returns: the connection runs on
 // its reader goroutine, so the HTTP handler's deep stack is not kept for
 // the connection's life.
-func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor) {
+func (s *Server) serve(ctx context.Context, ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor) {
 	id := rand.Text()[:12]
 	c := &conn{
-		ws: ws, id: id, claims: claims, srv: s,
-		user:    claims.Subject,
-		limiter: rate.NewLimiter(rate.Limit(s.opts.FrameRate), s.opts.FrameBurst),
+		ws: ws, wire: wire, id: id, claims: claims, srv: s,
+		user: claims.Subject,
 	}
 	c.wr = newWriter(wire, c)
 	s.mu.Lock()
@@ -302,16 +301,47 @@ func (s *Server) serve(ws *websocket.Conn, wire *wire, claims auth.Claims, chann
 	// log line, 2 KiB without).
 	c.log().Info("subscriber connected", "channels", len(channels), "resume", !since.IsZero())
 	c.startTimers(s.opts.PingInterval)
-	go s.run(c, channels, since)
+	c.prepareRead(s.opts.PingInterval)
+	// The subscription (the Head call, a replay) runs here too, on the
+	// handler's goroutine, which ends when it is done: the reader
+	// goroutine, which lives as long as the connection, starts with
+	// nothing to do but wait for a client frame, so its stack stays at
+	// its 2 KiB minimum (awaitFrame).
+	sub, err := s.subscribe(ctx, c, channels, since)
+	if err != nil {
+		if !errors.Is(err, errClosing) {
+			c.log().WarnContext(ctx, "replay failed", "err", err)
+			c.fail("", err)
+			c.close(websocket.CloseTryAgainLater, "history unavailable, try again", flushQueued)
+		}
+	} else {
+		c.sub = sub
+	}
+	// Not the upgrade request's context for the reader: that one is done
+	// once the handler returns, and keeping its values (the request's
+	// span, say) for the connection's life would cost every idle
+	// connection. The client ops the reader runs (a replay on subscribe,
+	// a refresh) run on the reader itself and end with the connection:
+	// nothing needs to cancel them, so it holds no cancelable context.
+	go s.run(context.Background(), c, err)
 }
 
-// run is the connection's reader goroutine: it subscribes, reads client
-// frames until the connection ends, and cleans up.
-func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
-	// Not the upgrade request's context: that one is done once the
-	// handler returns, and keeping its values (the request's span, say)
-	// for the connection's life would cost every idle connection.
-	ctx, cancel := context.WithCancel(context.Background())
+// run is the connection's reader goroutine: it reads client frames until
+// the connection ends (unless subscribing failed with err), then cleans
+// up. Between frames it waits in awaitFrame, a few frames deep: the stack
+// an idle connection keeps is set by this loop, so it stays small (and
+// keeps the runtime's average starting stack, which every new reader
+// gets, at its 2 KiB minimum).
+func (s *Server) run(ctx context.Context, c *conn, err error) {
+	for err == nil {
+		c.wire.awaitFrame()
+		err = c.readFrame(ctx)
+	}
+	s.finish(ctx, c, err)
+}
+
+// finish ends a connection whose reader stopped with err.
+func (s *Server) finish(ctx context.Context, c *conn, err error) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
@@ -319,8 +349,9 @@ func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
 		s.release(c.claims.Subject)
 		s.wg.Done()
 	}()
-	err := s.subscribeAndRead(ctx, c, channels, since)
-	cancel()
+	if c.sub != nil {
+		c.sub.Close()
+	}
 	if c.wr.closing() {
 		// We asked to close: no writer can start any more but the one
 		// writing the close frame. Let it finish, then read until the
@@ -337,35 +368,6 @@ func (s *Server) run(c *conn, channels []string, since bridge.Cursor) {
 	c.ws.Close()
 	c.wr.wait()
 	c.log().InfoContext(ctx, "subscriber disconnected")
-}
-
-// subscribeAndRead registers c with the hub, replaying history when since
-// is set, then reads client frames.
-func (s *Server) subscribeAndRead(ctx context.Context, c *conn, channels []string, since bridge.Cursor) error {
-	// The broker calls of the subscription (Head, the replay) run deep
-	// stacks: they run on a goroutine of their own, so the reader's stack,
-	// which lives as long as the connection, stays small.
-	type result struct {
-		sub *bridge.Subscription
-		err error
-	}
-	res := make(chan result, 1)
-	go func() {
-		sub, err := s.subscribe(ctx, c, channels, since)
-		res <- result{sub, err}
-	}()
-	r := <-res // the goroutine's owner waits for it here
-	if r.err != nil {
-		if !errors.Is(r.err, errClosing) && ctx.Err() == nil {
-			c.log().WarnContext(ctx, "replay failed", "err", r.err)
-			c.fail("", r.err)
-			c.close(websocket.CloseTryAgainLater, "history unavailable, try again", flushQueued)
-		}
-		return r.err
-	}
-	defer r.sub.Close()
-	c.sub = r.sub
-	return c.readLoop(ctx, s.opts.PingInterval)
 }
 
 // subscribe registers c with the hub, replaying history when since is set;

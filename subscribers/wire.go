@@ -57,6 +57,26 @@ type wire struct {
 	net.Conn
 	mu  sync.Mutex
 	raw rawWriter // nil: the socket cannot be written without waiting (TLS, a pipe)
+	// br is gorilla's reader of client frames (set by hijacker.Hijack):
+	// while it holds no bytes, the reader waits for the socket shallowly
+	// (awaitFrame) instead of deep inside gorilla.
+	br *bufio.Reader
+}
+
+// readBufferSize is the size of the reader of client frames: gorilla
+// reuses a hijacked reader larger than 256 bytes. Client frames are small
+// (4 KiB at most, read through it in pieces).
+const readBufferSize = 512
+
+// awaitFrame returns once a client frame's bytes are there to read: at
+// once when the reader holds some, else when the socket is readable,
+// closed or past its read deadline (the read that follows reports why).
+// Waiting here rather than in gorilla's read keeps the stack of an idle
+// connection's reader at its 2 KiB minimum.
+func (w *wire) awaitFrame() {
+	if w.br != nil && w.br.Buffered() == 0 {
+		w.raw.awaitReadable()
+	}
 }
 
 func newWire(nc net.Conn) *wire { return &wire{Conn: nc, raw: rawOf(nc)} }
@@ -106,5 +126,10 @@ func (w *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.wire = newWire(nc)
-	return w.wire, brw, nil
+	if brw.Reader.Buffered() > 0 {
+		// gorilla refuses a client that sent data before the handshake.
+		return w.wire, brw, nil
+	}
+	w.wire.br = bufio.NewReaderSize(w.wire, readBufferSize)
+	return w.wire, bufio.NewReadWriter(w.wire.br, brw.Writer), nil
 }

@@ -13,3 +13,5 @@ func rawOf(net.Conn) rawWriter { return rawWriter{} }
 func (*rawWriter) ok() bool { return false }
 
 func (*rawWriter) tryWrite([]byte) (int, error) { return 0, nil }
+
+func (*rawWriter) awaitReadable() {}

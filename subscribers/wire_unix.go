@@ -48,6 +48,31 @@ func rawOf(nc net.Conn) rawWriter {
 
 func (r *rawWriter) ok() bool { return r.rc != nil }
 
+// awaitReadable blocks until the socket has bytes to read, is at its end
+// or fails, or its read deadline passes; it reads nothing (MSG_PEEK). The
+// reader goroutine is its only caller.
+func (r *rawWriter) awaitReadable() {
+	if r.rc == nil {
+		return
+	}
+	_ = r.rc.Read(peekReadable)
+}
+
+// peekReadable reports whether a read on fd would not wait.
+func peekReadable(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false // wait for readability
+		}
+		return true // data, the end of the stream, or an error to report
+	}
+}
+
 // tryWrite writes what the socket takes of p now; EAGAIN is "nothing
 // written", not an error. The runtime's write lock is held around it, as
 // for any write on the connection.
