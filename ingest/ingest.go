@@ -28,6 +28,7 @@ import (
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/ingest/cloudevent"
 	"github.com/hookwire/hookwire/internal/edge"
 	"github.com/hookwire/hookwire/problem"
 )
@@ -72,6 +73,9 @@ type Options struct {
 	// and at least 1).
 	PublishRate  float64
 	PublishBurst int
+	// Sources are the webhook sources served at /v1/sources/<name>;
+	// nil means none (every name is a 404).
+	Sources SourceLookup
 }
 
 // Handler serves the ingest routes. It is safe for concurrent use.
@@ -85,6 +89,7 @@ type Handler struct {
 	tel           telemetry
 	webhooks      webhookVerifier
 	limits        *limiters
+	sources       SourceLookup
 }
 
 // New returns a Handler appending to s and accepting the API keys of keys
@@ -99,6 +104,7 @@ func New(s appender, keys keyChecker, opts Options) *Handler {
 		appendTimeout: opts.AppendTimeout,
 		tel:           newTelemetry(opts),
 		webhooks:      opts.Webhooks,
+		sources:       opts.Sources,
 	}
 	if opts.PublishRate > 0 {
 		h.limits = newLimiters(opts.PublishRate, opts.PublishBurst)
@@ -118,11 +124,13 @@ func New(s appender, keys keyChecker, opts Options) *Handler {
 	return h
 }
 
-// Register mounts POST /v1/events and POST /v1/events/batch on e, an
-// instance of edge.New.
+// Register mounts POST /v1/events and POST /v1/events/batch (which also
+// take CloudEvents, cloudevents.go), and the webhook sources' routes
+// (sources.go), on e, an instance of edge.New.
 func (h *Handler) Register(e *echo.Echo) {
 	e.POST("/v1/events", h.postEvent, h.observe)
 	e.POST("/v1/events/batch", h.postBatch, h.observe)
+	h.registerSources(e, h.sources)
 }
 
 // observe records the ingest metrics of one request: its duration, and the
@@ -151,6 +159,9 @@ type accepted struct {
 }
 
 func (h *Handler) postEvent(c echo.Context) error {
+	if cloudevent.DetectMode(c.Request().Header) != cloudevent.None {
+		return h.postCloudEvent(c)
+	}
 	who, body, err := h.authenticatedBody(c, h.maxBody)
 	if err != nil {
 		return err
@@ -214,6 +225,9 @@ type batchResult struct {
 // each result carries the status that event would have had alone. A failed
 // Append fails the whole request (503), as no result could be relied on.
 func (h *Handler) postBatch(c echo.Context) error {
+	if cloudevent.DetectMode(c.Request().Header) == cloudevent.Batch {
+		return h.postCloudEventBatch(c)
+	}
 	who, body, err := h.authenticatedBody(c, h.maxBatchBody)
 	if err != nil {
 		return err

@@ -44,6 +44,7 @@ type config struct {
 	LogLevel       string
 
 	APIKeysFile     string
+	SourcesFile     string
 	TrustedProxies  []string
 	PublishRate     float64
 	UpgradeRate     float64
@@ -184,6 +185,7 @@ func parseServe(args []string, getenv func(string) string, out io.Writer) (confi
 	f.number(&minReplicas, "redis-min-replicas", 0, "answer 202 only once this many Redis replicas hold the event (WAIT); 0: do not wait")
 	f.list(&c.APIKeys, "api-keys", "publisher keys for Authorization: Bearer: key, name:key or name:key:channels=a.*|b;types=t.*")
 	f.string(&c.APIKeysFile, "api-keys-file", "", "file of publisher keys (one entry a line), reloaded when it changes")
+	f.string(&c.SourcesFile, "sources-file", "", "webhook sources file (YAML), reloaded when it changes")
 	f.secret(&c.WebhookSecret, "webhook-secret", "Standard Webhooks secrets (whsec_…) for signed ingest, comma- or space-separated for rotation")
 	f.secret(&c.JWTSecret, "jwt-secret", "HMAC key for subscriber tokens (HS256/384/512; 32 bytes or more)")
 	f.string(&c.JWTPublicKey, "jwt-public-key-file", "", "PEM public keys file (RS256/PS256, ES256, EdDSA)")

@@ -102,8 +102,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	if err := subs.ObserveConnections(mp); err != nil {
 		return err
 	}
+	srcs, watchSources, err := newSources(cfg, logger, mp)
+	if err != nil {
+		return err
+	}
+	g.Go(func() error { watchSources(life); return nil })
 	ih := ingest.New(st, keys, ingest.Options{
-		Logger: logger, MaxBody: cfg.MaxBody, MaxBatchBody: cfg.MaxBatchBody,
+		Sources: srcs,
+		Logger:  logger, MaxBody: cfg.MaxBody, MaxBatchBody: cfg.MaxBatchBody,
 		Webhooks: webhooks, PublishRate: cfg.PublishRate,
 		TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
 	})
@@ -230,7 +236,9 @@ func routes(cfg config, logger *slog.Logger, tel *otel.Telemetry, ih *ingest.Han
 		// ingest records http.server.request.duration itself, with or
 		// without traces.
 		otelhttp.WithTracerProvider(tel.TracerProvider()), otelhttp.WithMeterProvider(metricnoop.NewMeterProvider()), otelhttp.WithPropagators(tel.Propagator()),
-		otelhttp.WithFilter(func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/events") }),
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return strings.HasPrefix(r.URL.Path, "/v1/events") || strings.HasPrefix(r.URL.Path, "/v1/sources/")
+		}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.URL.Path }),
 	), nil
 }

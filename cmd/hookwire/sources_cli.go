@@ -6,11 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/hookwire/hookwire/ingest"
 	"github.com/hookwire/hookwire/sources"
 )
 
@@ -154,4 +158,30 @@ func sourcesTestCmd(ctx context.Context, args []string, getenv func(string) stri
 	}
 	fmt.Fprintln(stdout, string(bytes.TrimSpace(out)))
 	return nil
+}
+
+// newSources loads HOOKWIRE_SOURCES_FILE, refusing the start when it is
+// invalid, and returns the sources (nil without a file) and their watch,
+// which reloads them when the file or a secret changes.
+func newSources(cfg config, logger *slog.Logger, mp metric.MeterProvider) (ingest.SourceLookup, func(ctx context.Context), error) {
+	if cfg.SourcesFile == "" {
+		return nil, func(context.Context) {}, nil
+	}
+	opts := sources.Options{Getenv: cfg.getenv, MeterProvider: mp, Logger: logger}
+	set, err := sources.Load(cfg.SourcesFile, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	logger.Info("webhook sources loaded", "path", cfg.SourcesFile, "sources", set.Names())
+	reg := sources.NewRegistry(set, opts)
+	watch := func(ctx context.Context) {
+		reg.Watch(ctx, cfg.SourcesFile, 0, func(err error) {
+			if err != nil {
+				logger.Warn("sources not reloaded; the previous sources stay", "path", cfg.SourcesFile, "err", err)
+				return
+			}
+			logger.Info("sources reloaded", "path", cfg.SourcesFile, "sources", reg.Set().Names())
+		})
+	}
+	return reg, watch, nil
 }

@@ -1,0 +1,172 @@
+package ingest
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/ingest/cloudevent"
+	"github.com/hookwire/hookwire/internal/edge"
+	"github.com/hookwire/hookwire/problem"
+)
+
+// CloudEvents on the ingest routes (CONTRACT.md §7): POST /v1/events takes
+// a structured or binary CloudEvent, POST /v1/events/batch a batch of
+// them. postEvent and postBatch hand such requests here.
+
+// ceBody is authenticatedBody for CloudEvents, whose media types are not
+// application/json: an API key is checked before the body is read, a
+// Standard Webhooks signature after.
+func (h *Handler) ceBody(c echo.Context, limit int64) (caller, []byte, error) {
+	r := c.Request()
+	if signed(r) {
+		body, err := readRawBody(c, limit)
+		if err != nil {
+			return caller{}, nil, err
+		}
+		who, err := h.verifySignature(r, body)
+		if err == nil {
+			edge.SetPublisher(c, who.pub.Name)
+		}
+		return who, body, err
+	}
+	who, err := h.authenticate(c)
+	if err != nil {
+		return caller{}, nil, err
+	}
+	body, err := readRawBody(c, limit)
+	return who, body, err
+}
+
+// ceProblem renders a CloudEvent's refusal (a *cloudevent.Error, 400 or
+// 415) as problem details, naming the attribute.
+func ceProblem(err error) error {
+	var ce *cloudevent.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	if ce.Status == http.StatusUnsupportedMediaType {
+		return problem.Wrap(problem.UnsupportedMediaType.New(ce.Reason), nil)
+	}
+	p := problem.InvalidEvent.New("invalid CloudEvent: " + ce.Error())
+	if ce.Attribute != "" {
+		p.Errors = []problem.FieldError{{Field: ce.Attribute, Reason: ce.Reason}}
+	}
+	return problem.Wrap(p, nil)
+}
+
+// admitCloudEvent is admit for a decoded CloudEvent: the hookwire event,
+// validated (errors name the CloudEvents attribute), scoped, prepared.
+func (h *Handler) admitCloudEvent(who caller, ce *cloudevent.Event) (*bridge.Event, error) {
+	ev := ce.Bridge()
+	ev.Source = ce.Source
+	if err := ev.Validate(); err != nil {
+		var ve *bridge.ValidationError
+		if !errors.As(err, &ve) {
+			return nil, invalid(err)
+		}
+		attr, reason := ve.Field, ve.Reason
+		switch {
+		case attr == "users" && len(ev.Users) == 0 && ev.Channel == "":
+			attr, reason = cloudevent.AttrUsers, "a CloudEvent is addressed by hookwireusers (comma-separated user ids), hookwirechannel, or both"
+		case strings.HasPrefix(attr, "users"):
+			attr = cloudevent.AttrUsers
+		case attr == "channel":
+			attr = cloudevent.AttrChannel
+		}
+		return nil, ceProblem(&cloudevent.Error{Status: http.StatusBadRequest, Attribute: attr, Reason: reason})
+	}
+	if err := scope(who, ev); err != nil {
+		return nil, err
+	}
+	prepare(ev)
+	return ev, nil
+}
+
+// postCloudEvent is postEvent for a structured or binary CloudEvent.
+func (h *Handler) postCloudEvent(c echo.Context) error {
+	who, body, err := h.ceBody(c, h.maxBody)
+	if err != nil {
+		return err
+	}
+	ce, err := cloudevent.Decode(c.Request().Header, body)
+	if err != nil {
+		return ceProblem(err)
+	}
+	ev, err := h.admitCloudEvent(who, ce)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	res, err := h.take(ctx, who.pub.Name, []*bridge.Event{ev})
+	if err != nil {
+		return err
+	}
+	h.logAccepted(ctx, c, ev, res[0], who.pub.Name)
+	a := accepted{ID: ev.ID, Cursor: res[0].Cursor.String(), Duplicate: res[0].Duplicate}
+	if a.Duplicate {
+		return c.JSON(http.StatusOK, a)
+	}
+	return c.JSON(http.StatusAccepted, a)
+}
+
+// postCloudEventBatch is postBatch for application/cloudevents-batch+json:
+// one result per event, in order.
+func (h *Handler) postCloudEventBatch(c echo.Context) error {
+	who, body, err := h.ceBody(c, h.maxBatchBody)
+	if err != nil {
+		return err
+	}
+	if err := cloudevent.CheckBatch(c.Request().Header); err != nil {
+		return ceProblem(err)
+	}
+	raws, err := cloudevent.DecodeBatch(body)
+	if err != nil {
+		return ceProblem(err)
+	}
+	ctx := c.Request().Context()
+	results := make([]batchResult, len(raws))
+	evs := make([]*bridge.Event, 0, len(raws))
+	index := make([]int, 0, len(raws))
+	for i, raw := range raws {
+		var ev *bridge.Event
+		ce, err := cloudevent.DecodeStructured(raw)
+		switch {
+		case int64(len(raw)) > h.maxBody:
+			err = tooLarge(h.maxBody)
+		case err != nil:
+			err = ceProblem(err)
+		default:
+			ev, err = h.admitCloudEvent(who, ce)
+		}
+		if err != nil {
+			p, _ := edge.ProblemFor(err)
+			h.tel.reject(ctx, p)
+			results[i] = batchResult{Status: p.Status, Error: &p}
+			continue
+		}
+		evs = append(evs, ev)
+		index = append(index, i)
+	}
+	if len(evs) > 0 {
+		res, err := h.take(ctx, who.pub.Name, evs)
+		if err != nil {
+			return err
+		}
+		for j, r := range res {
+			ev := evs[j]
+			h.logAccepted(ctx, c, ev, r, who.pub.Name)
+			status := http.StatusAccepted
+			if r.Duplicate {
+				status = http.StatusOK
+			}
+			results[index[j]] = batchResult{Status: status, ID: ev.ID, Cursor: r.Cursor.String(), Duplicate: r.Duplicate}
+		}
+	}
+	return c.JSON(http.StatusOK, struct {
+		Results []batchResult `json:"results"`
+	}{results})
+}
