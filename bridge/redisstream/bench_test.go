@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"strconv"
 	"strings"
@@ -216,26 +217,28 @@ func redisCPU(b *testing.B, rdb *redis.Client) redisUsage {
 // to a user with no index yet, shaped like a balance update, appended in
 // batches of 100 over runs of 1,000 and 100,000 users. bytes/event is the
 // growth of INFO memory's used_memory divided by the events: the stream
-// entry, the user's index (a sorted set with one member) and its expiry.
+// entry, the user's index (a list with one member) and its expiry. The
+// last case is active users: 200 events to each of 1,000 users within the
+// hour, so each index holds 200 entries.
 func BenchmarkMemoryPerNewUser(b *testing.B) {
-	for _, users := range []int{1000, 100_000} {
-		b.Run("users="+strconv.Itoa(users), func(b *testing.B) {
+	for _, tt := range []struct{ users, per int }{{1000, 1}, {100_000, 1}, {1000, 200}} {
+		b.Run(fmt.Sprintf("users=%d/events_each=%d", tt.users, tt.per), func(b *testing.B) {
 			srv := redistest.Start(b)
 			rdb := srv.Client(b)
 			s := New(rdb, Options{})
 			appendOrFail(b, s, []*bridge.Event{{Type: "warm", Users: []string{"warm"}}})
 			before := usedMemoryBytes(b, rdb)
-			for first := 0; first < users; first += 100 {
+			events := tt.users * tt.per
+			for first := 0; first < events; first += 100 {
 				evs := make([]*bridge.Event, 0, 100)
-				for i := first; i < min(first+100, users); i++ {
-					evs = append(evs, &bridge.Event{Type: "balance.updated", Users: []string{"user-" + strconv.Itoa(i)}, Data: []byte(`{"balance":"10.00"}`)})
+				for i := first; i < min(first+100, events); i++ {
+					evs = append(evs, &bridge.Event{Type: "balance.updated", Users: []string{"user-" + strconv.Itoa(i%tt.users)}, Data: []byte(`{"balance":"10.00"}`)})
 				}
 				appendOrFail(b, s, evs)
 			}
 			after := usedMemoryBytes(b, rdb)
 			keys := rdb.DBSize(b.Context()).Val()
-			b.ReportMetric(float64(after-before)/float64(users), "bytes/event")
-			b.Logf("%d events to new users: used_memory +%d bytes, %.0f bytes/event, %d keys", users, after-before, float64(after-before)/float64(users), keys)
+			b.Logf("%d events to %d users: used_memory +%d bytes, %.0f bytes/event, %d keys", events, tt.users, after-before, float64(after-before)/float64(events), keys)
 			for b.Loop() {
 			}
 		})

@@ -44,10 +44,11 @@
 //	                 entry ID the retention may have trimmed, field n (in
 //	                 ms) up to which threshold w needs no check. No expiry.
 //	T:u:<user>       index of the events addressed to user (with or
-//	                 without a channel): a sorted set, every score 0, one
-//	                 member per event encoding its entry ID so that the
-//	                 members' byte order is the IDs' order (see appendSrc).
-//	                 A few entries fit one listpack: about 100 bytes.
+//	                 without a channel): a list, one member per event
+//	                 encoding its entry ID so that the members' byte order
+//	                 is the IDs' order, appended in ID order, so sorted
+//	                 (see appendSrc). About 150 bytes with one entry, 10 to
+//	                 15 bytes an entry when long.
 //	T:c:<channel>    index of the events published on channel without
 //	                 users. An event with users and a channel is indexed
 //	                 under its users only: it reaches nobody else.
@@ -83,12 +84,15 @@
 // from the head (the welcome frame's cursor) and resume from it any time.
 //
 // Why per-target indexes: a client resuming after a cursor needs its own
-// events, not everybody's. ZRANGEBYLEX on T:u:<user> and T:c:<channel>
-// costs the number of those events, whatever the total traffic, and the
-// events are then fetched by ID from T:events. The global stream is never
-// scanned by History. Sorted sets rather than streams: a stream costs 4.6 KB
-// even with one entry, and an index per user not seen in an hour is the
-// common case (a balance update to one user).
+// events, not everybody's. A binary search and LRANGE on T:u:<user> and
+// T:c:<channel> cost the number of those events (and a logarithm),
+// whatever the total traffic, and the events are then fetched by ID from
+// T:events. The global stream is never scanned by History. Lists rather
+// than streams: a stream costs 4.6 KB even with one entry, and an index per
+// user not seen in an hour is the common case (a balance update to one
+// user). Lists rather than sorted sets: past 128 members a sorted set is a
+// skiplist, 236 bytes an event and 5 µs of Redis CPU an insert for 1,000
+// users with 200 events each, against 115 bytes and an O(1) append.
 //
 // Why an epoch: entry IDs are wall-clock based and restart from the clock
 // when Redis lost its data, so an ID alone cannot prove that nothing was

@@ -67,9 +67,9 @@ func (s *Stream) History(ctx context.Context, q bridge.HistoryQuery) ([]*bridge.
 		if _, ok := nextID(pos); !ok {
 			return nil, fmt.Errorf("%w: cursor %s is after the newest event", bridge.ErrHistoryExpired, q.Since)
 		}
-		start := "-"
+		start := ""
 		if pos.MS != 0 || pos.Seq != 0 {
-			start = "(" + member(pos)
+			start = member(pos)
 		}
 		pt := s.parts[p]
 		allKeys[i] = append([]string{pt.events, pt.meta}, keys[p]...)

@@ -330,7 +330,7 @@ func TestKeys(t *testing.T) {
 	if ttl := rdb.PTTL(t.Context(), "{k}:id:k1").Val(); ttl <= time.Minute || ttl > 2*time.Minute {
 		t.Errorf("PTTL of the dedupe key = %v, want about 2m", ttl)
 	}
-	if n := rdb.ZCard(t.Context(), "{k}:u:a").Val(); n != 1 {
+	if n := rdb.LLen(t.Context(), "{k}:u:a").Val(); n != 1 {
 		t.Errorf("index of a has %d entries, want 1", n)
 	}
 }
@@ -529,7 +529,7 @@ func TestRetentionMark(t *testing.T) {
 	rm1 := fmt.Sprintf("%d-%d", old[0].Cursor.MS, old[0].Cursor.Seq)
 	for i := 0; ; i++ {
 		first := rdb.XRangeN(t.Context(), s.parts[0].events, "-", "+", 1).Val()
-		firstIdx := rdb.ZRange(t.Context(), s.parts[0].userKey("u1"), 0, 0).Val()
+		firstIdx := rdb.LRange(t.Context(), s.parts[0].userKey("u1"), 0, 0).Val()
 		rm1Member := member(old[0].Cursor.Pos(0))
 		if len(first) > 0 && first[0].ID != rm1 && len(firstIdx) > 0 && firstIdx[0] != rm1Member {
 			break

@@ -22,21 +22,24 @@ import "github.com/redis/go-redis/v9"
 // a call of duplicates only writes nothing: read the epoch (or create it),
 // TIME, the threshold minms (now - HistoryTTL) and the w bookkeeping. Then
 // per event: GET its dedupe key (a duplicate answers with the cursor
-// stored there), XADD to events, ZADD the entry to each index, PEXPIRE
+// stored there), XADD to events, RPUSH the entry to each index, PEXPIRE
 // each index (once per call) and SET the dedupe key.
 //
-// Indexes are sorted sets whose members all have score 0, so that they
-// sort by member: the member of entry ID ms-seq is ms (13 digits until
-// the year 2286) followed by the digit count of seq and seq ("1733150000000"
-// "1" "7"), so the byte order of members is the order of the IDs, and
-// ZRANGEBYLEX reads an index after a cursor. A small sorted set is one
-// listpack (zset-max-listpack-entries, 128 by default): a user's index with
-// a few entries costs about a hundred bytes, where a stream costs 4.6 KB.
+// Indexes are lists of members, one per entry: the member of entry ID
+// ms-seq is ms (13 digits until the year 2286) followed by the digit count
+// of seq and seq ("1733150000000" "1" "7"), so the byte order of members is
+// the order of the IDs. Entries are added to a partition's indexes only
+// here, in ID order, so every list is sorted, and History finds the first
+// entry after a cursor by binary search (LINDEX). A list is a quicklist of
+// listpacks: a user's index with one entry costs about 150 bytes, where a
+// stream costs 4.6 KB, and a long one 10 to 15 bytes an entry with an O(1)
+// append (a sorted set becomes a skiplist past 128 members: about 100 bytes
+// and 5 µs of Redis CPU an insert).
 //
 // Trimming: one call in 16 (by TIME's microseconds) trims, with MINID ~,
-// events on its first XADD, and each index it writes with ZREMRANGEBYLEX
-// below the threshold. Indexes also expire as a whole HistoryTTL after
-// their last write.
+// events on its first XADD, and each index it writes: the members below
+// the threshold, found by binary search, go with one LTRIM. Indexes also
+// expire as a whole HistoryTTL after their last write.
 //
 // w is the newest entry a trim may have removed: History refuses cursors
 // before it. It is updated whenever the oldest entry is due, with the
@@ -53,6 +56,18 @@ import "github.com/redis/go-redis/v9"
 // An event's fields are passed to XADD with unpack(ARGV, i, j): only that
 // event's, never the whole ARGV (Lua's C stack holds 8,000 values).
 const appendSrc = `
+-- Removes the members of index key below m: the list is in member order,
+-- so binary-search how many, then LTRIM them off the front.
+local function trimIndex(key, m)
+  local r = redis.pcall('LINDEX', key, 0)
+  if type(r) ~= 'string' or r >= m then return end
+  local lo, hi = 0, redis.call('LLEN', key)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if redis.call('LINDEX', key, mid) < m then lo = mid + 1 else hi = mid end
+  end
+  redis.call('LTRIM', key, lo, -1)
+end
 local events, meta, historyMS, dedupeMS = KEYS[1], KEYS[2], ARGV[2], ARGV[3]
 local out, nout = {}, 0
 local epoch, minms, minmember
@@ -86,7 +101,7 @@ for _ = 1, tonumber(ARGV[4]) do
       if minms < 0 then minms = 0 end
       if tonumber(t[2]) % 16 == 0 then
         minid = string.format('%.0f', minms) .. '-0'
-        minmember = '(' .. string.format('%013.0f', minms) .. '10'
+        minmember = string.format('%013.0f', minms) .. '10'
       end
       local n = tonumber(m[2])
       if not n or minms > n then
@@ -120,14 +135,18 @@ for _ = 1, tonumber(ARGV[4]) do
       for i = k + dedupe, k + dedupe + nkeys - 1 do
         local key = KEYS[i]
         if minmember and not written[key] then
-          redis.pcall('ZREMRANGEBYLEX', key, '-', minmember)
+          trimIndex(key, minmember)
         end
-        local r = redis.pcall('ZADD', key, 0, member)
-        if type(r) == 'table' and r.err then
-          -- An index of an older version (a stream): start it again.
-          redis.call('DEL', key)
-          redis.call('ZADD', key, 0, member)
+        if not written[key] then
+          -- The list must stay sorted: one left by an older epoch can end
+          -- after member (a clock behind), and one of an older version
+          -- is a stream. Start those again.
+          local last = redis.pcall('LINDEX', key, -1)
+          if type(last) == 'table' or (last and last > member) then
+            redis.call('DEL', key)
+          end
         end
+        redis.call('RPUSH', key, member)
         if not written[key] then
           written[key] = true
           redis.call('PEXPIRE', key, historyMS)
@@ -167,8 +186,8 @@ return {epoch, last[1][1]}
 // checks and the events after a cursor addressed to the given indexes.
 //
 // KEYS[1] events, KEYS[2] meta, KEYS[3…] index keys. ARGV[1] the cursor's
-// entry ID, ARGV[2] the index member after which to read ("(" member, or
-// "-"), ARGV[3] the most events to return.
+// entry ID, ARGV[2] the index member after which to read ("" for all),
+// ARGV[3] the most events to return.
 //
 // It returns {epoch or false, w or false, now in ms, head entry ID or "",
 // first entry ID after the cursor or "", then per event its ID and fields}.
@@ -192,14 +211,29 @@ local function member(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return string.format('%013.0f', tonumber(ms)) .. string.char(48 + #seq) .. seq
 end
+-- Up to n members of index key after member after ('' for all), or nil
+-- when key is not a list (an index of an older version: a stream).
+local function readIndex(key, after, n)
+  local len = redis.pcall('LLEN', key)
+  if type(len) == 'table' then return nil end
+  local lo, hi = 0, len
+  if after ~= '' then
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if redis.call('LINDEX', key, mid) <= after then lo = mid + 1 else hi = mid end
+    end
+  end
+  if lo >= len then return {} end
+  return redis.call('LRANGE', key, lo, lo + n - 1)
+end
 local start, startid = ARGV[2], ARGV[1]
 local got = 0
 while got < limit do
   local need = limit - got
   local all, seen = {}, {}
   for i = 3, #KEYS do
-    local r = redis.pcall('ZRANGEBYLEX', KEYS[i], start, '+', 'LIMIT', 0, need)
-    if type(r) == 'table' and r.err then
+    local r = readIndex(KEYS[i], start, need)
+    if not r then
       r = {}
       for _, e in ipairs(redis.call('XRANGE', KEYS[i], '(' .. startid, '+', 'COUNT', need)) do
         r[#r + 1] = member(e[1])
@@ -226,7 +260,7 @@ while got < limit do
     end
   end
   if n < need then break end
-  start = '(' .. all[n]
+  start = all[n]
   startid = string.format('%.0f', tonumber(string.sub(all[n], 1, 13))) .. '-' .. string.sub(all[n], 15)
 end
 return out
