@@ -2,8 +2,8 @@ package redisstream
 
 import (
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
