@@ -86,8 +86,25 @@ type Hub struct {
 	// (in hookwire: the connection's writer.mu, then wire.mu). No
 	// caller's callback runs under it.
 	mu     sync.RWMutex
-	byUser map[string]map[*Subscription]struct{}
-	byChan map[string]map[*Subscription]struct{}
+	byUser map[string]subSet
+	byChan map[string]subSet
+}
+
+// subSet is the subscriptions of one index key. A key with a single one
+// (a user with one connection, the common case) holds it in one, with no
+// map of its own: about 130 bytes less for every idle connection. A
+// second one moves them all to more. For a key in the index exactly one
+// of the two is set.
+type subSet struct {
+	one  *Subscription
+	more map[*Subscription]struct{}
+}
+
+func (set subSet) len() int {
+	if set.one != nil {
+		return 1
+	}
+	return len(set.more)
 }
 
 // NewHub returns a Hub that replays history from h.
@@ -125,8 +142,8 @@ func NewHub(h historian, opts HubOptions) *Hub {
 		destination: opts.Destination,
 		replays:     replays,
 		resets:      resets,
-		byUser:      make(map[string]map[*Subscription]struct{}),
-		byChan:      make(map[string]map[*Subscription]struct{}),
+		byUser:      make(map[string]subSet),
+		byChan:      make(map[string]subSet),
 	}
 }
 
@@ -149,8 +166,11 @@ func (h *Hub) Publish(ctx context.Context, b Batch) {
 	defer h.mu.RUnlock()
 	if b.Reset {
 		h.resets.Add(ctx, 1)
-		for _, subs := range h.byUser {
-			for s := range subs {
+		for _, set := range h.byUser {
+			if set.one != nil {
+				set.one.reset()
+			}
+			for s := range set.more {
 				s.reset()
 			}
 		}
@@ -171,7 +191,11 @@ func (h *Hub) Publish(ctx context.Context, b Batch) {
 func (h *Hub) route(ev *Event, fn func(*Subscription)) {
 	if ev.Channel == "" {
 		for _, u := range ev.Users {
-			for s := range h.byUser[u] {
+			set := h.byUser[u]
+			if set.one != nil {
+				fn(set.one)
+			}
+			for s := range set.more {
 				fn(s)
 			}
 		}
@@ -179,7 +203,10 @@ func (h *Hub) route(ev *Event, fn func(*Subscription)) {
 	}
 	subs := h.byChan[ev.Channel]
 	if len(ev.Users) == 0 {
-		for s := range subs {
+		if subs.one != nil {
+			fn(subs.one)
+		}
+		for s := range subs.more {
 			fn(s)
 		}
 		return
@@ -187,11 +214,17 @@ func (h *Hub) route(ev *Event, fn func(*Subscription)) {
 	// Both users and channel: walk the smaller index.
 	n := 0
 	for _, u := range ev.Users {
-		n += len(h.byUser[u])
+		n += h.byUser[u].len()
 	}
-	if n < len(subs) {
+	if n < subs.len() {
 		for _, u := range ev.Users {
-			for s := range h.byUser[u] {
+			set := h.byUser[u]
+			if set.one != nil {
+				if _, ok := set.one.channels[ev.Channel]; ok {
+					fn(set.one)
+				}
+			}
+			for s := range set.more {
 				if _, ok := s.channels[ev.Channel]; ok {
 					fn(s)
 				}
@@ -206,14 +239,23 @@ func (h *Hub) route(ev *Event, fn func(*Subscription)) {
 			users[u] = struct{}{}
 		}
 	}
-	for s := range subs {
-		if users != nil {
-			if _, ok := users[s.user]; ok {
-				fn(s)
-			}
-		} else if ev.HasUser(s.user) {
+	if subs.one != nil {
+		forUser(subs.one, ev, users, fn)
+	}
+	for s := range subs.more {
+		forUser(s, ev, users, fn)
+	}
+}
+
+// forUser calls fn(s) when ev is for s's user: in users when that is not
+// nil, else in ev.Users.
+func forUser(s *Subscription, ev *Event, users map[string]struct{}, fn func(*Subscription)) {
+	if users != nil {
+		if _, ok := users[s.user]; ok {
 			fn(s)
 		}
+	} else if ev.HasUser(s.user) {
+		fn(s)
 	}
 }
 
@@ -222,8 +264,8 @@ func (h *Hub) count() int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	n := 0
-	for _, subs := range h.byUser {
-		n += len(subs)
+	for _, set := range h.byUser {
+		n += set.len()
 	}
 	return n
 }
@@ -254,7 +296,12 @@ type SubscribeRequest struct {
 // subscription continues live. Subscribe blocks for the replay; the error
 // is ctx's or the broker's, and the subscription is then closed.
 func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscription, error) {
-	s := &Subscription{hub: h, sink: req.Sink, user: req.User, channels: make(map[string]struct{}, len(req.Channels))}
+	s := &Subscription{hub: h, sink: req.Sink, user: req.User}
+	if len(req.Channels) > 0 {
+		// Left nil without channels (Join makes it): a map costs an idle
+		// connection even empty.
+		s.channels = make(map[string]struct{}, len(req.Channels))
+	}
 	s.holding = true
 	h.mu.Lock()
 	h.add(h.byUser, req.User, s)
@@ -282,19 +329,34 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	return s, nil
 }
 
-func (h *Hub) add(idx map[string]map[*Subscription]struct{}, key string, s *Subscription) {
-	m := idx[key]
-	if m == nil {
-		m = make(map[*Subscription]struct{}, 1)
-		idx[key] = m
+func (h *Hub) add(idx map[string]subSet, key string, s *Subscription) {
+	set := idx[key]
+	switch {
+	case set.one == nil && set.more == nil:
+		set.one = s
+	case set.more == nil:
+		if set.one == s {
+			return
+		}
+		set.more = map[*Subscription]struct{}{set.one: {}, s: {}}
+		set.one = nil
+	default:
+		set.more[s] = struct{}{}
 	}
-	m[s] = struct{}{}
+	idx[key] = set
 }
 
-func (h *Hub) remove(idx map[string]map[*Subscription]struct{}, key string, s *Subscription) {
-	if m := idx[key]; m != nil {
-		delete(m, s)
-		if len(m) == 0 {
+func (h *Hub) remove(idx map[string]subSet, key string, s *Subscription) {
+	set, ok := idx[key]
+	switch {
+	case !ok:
+	case set.one != nil:
+		if set.one == s {
+			delete(idx, key)
+		}
+	default:
+		delete(set.more, s)
+		if len(set.more) == 0 {
 			delete(idx, key)
 		}
 	}

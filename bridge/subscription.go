@@ -89,6 +89,9 @@ func (s *Subscription) Join(ctx context.Context, channel string, since Cursor, r
 	s.mu.Unlock()
 	h.mu.Lock()
 	if _, ok := s.channels[channel]; !ok {
+		if s.channels == nil {
+			s.channels = make(map[string]struct{}, 1)
+		}
 		s.channels[channel] = struct{}{}
 		h.add(h.byChan, channel, s)
 	}

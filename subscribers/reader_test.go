@@ -1,11 +1,15 @@
 package subscribers_test
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/url"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/subscribers"
 )
 
@@ -87,5 +91,33 @@ func TestIdleReaderWaitsShallow(t *testing.T) {
 			t.Fatalf("no idle reader waiting in awaitFrame; reader:\n%s", reader)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A replay longer than the connection's queue waits for room (SendWait)
+// while the client is slow to read, and loses nothing: the writer's room
+// channel, made on the first wait, is signalled for room made before it.
+func TestLongReplayToSlowReader(t *testing.T) {
+	e := newEnv(t, subscribers.Options{})
+	first := e.publish(&bridge.Event{ID: "first", Type: "t", Users: []string{"42"}})
+	const n = 1500
+	data := json.RawMessage(`"` + strings.Repeat("x", 4000) + `"`)
+	evs := make([]*bridge.Event, n)
+	for i := range evs {
+		evs[i] = &bridge.Event{ID: fmt.Sprintf("e%d", i), Type: "t", Users: []string{"42"}, Data: data}
+	}
+	e.publish(evs...)
+	ws, _, err := e.dial("token="+token("42")+"&since="+url.QueryEscape(first[0].Cursor.String()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := read(t, ws); f["type"] != "welcome" {
+		t.Fatalf("first frame %v, want welcome", f)
+	}
+	time.Sleep(300 * time.Millisecond) // the socket and the queue fill up
+	for i := 0; i < n; i++ {
+		if f := read(t, ws); f["id"] != fmt.Sprintf("e%d", i) {
+			t.Fatalf("frame %d: %v", i, f["id"])
+		}
 	}
 }

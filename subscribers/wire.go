@@ -63,10 +63,11 @@ type wire struct {
 	br *bufio.Reader
 }
 
-// readBufferSize is the size of the reader of client frames: gorilla
-// reuses a hijacked reader larger than 256 bytes. Client frames are small
-// (4 KiB at most, read through it in pieces).
-const readBufferSize = 512
+// readBufferSize is the size of the reader of client frames: the smallest
+// that gorilla reuses (it takes a hijacked reader larger than 256 bytes).
+// Client frames are small, 4 KiB at most, and are read through it in
+// pieces; every idle connection keeps it.
+const readBufferSize = 264
 
 // awaitFrame returns once a client frame's bytes are there to read: at
 // once when the reader holds some, else when the socket is readable,

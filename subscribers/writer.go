@@ -96,11 +96,14 @@ type writer struct {
 	closeWritten bool // a close frame (ours or the echo of the client's) is claimed
 
 	goroutine sync.WaitGroup // the writer goroutine, while one runs
-	room      chan struct{}  // cap 1: the writer made room in the queue
+	// room (cap 1) is signalled when the writer made room in the queue;
+	// nil until a replay first waits for room (roomMade): most
+	// connections never do. Guarded by mu.
+	room chan struct{}
 }
 
 func newWriter(w *wire, obs writeObserver) *writer {
-	return &writer{wire: w, obs: obs, room: make(chan struct{}, 1)}
+	return &writer{wire: w, obs: obs}
 }
 
 // push writes f now when nothing is queued and the socket has room, and
@@ -138,9 +141,21 @@ func (w *writer) push(f out, class frameClass) bool {
 	return true
 }
 
-// roomMade is signalled when the writer made room in the queue, or when
-// the connection closes.
-func (w *writer) roomMade() <-chan struct{} { return w.room }
+// roomMade returns a channel signalled when the writer made room in the
+// queue, or when the connection closes. The channel is made on the first
+// call; room made before then was signalled to nobody, so it is signalled
+// at once when the queue has room (or the connection is closing).
+func (w *writer) roomMade() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.room == nil {
+		w.room = make(chan struct{}, 1)
+		if len(w.queue) < queueLen || w.close.code != 0 {
+			signal(w.room)
+		}
+	}
+	return w.room
+}
 
 // closing reports whether a close was requested.
 func (w *writer) closing() bool {
@@ -161,9 +176,9 @@ func (w *writer) closeWith(req closeRequest) {
 		}
 		w.startLocked(false)
 	}
+	signal(w.room)
 	w.mu.Unlock()
 	done(dropped, errTooSlow)
-	signal(w.room)
 }
 
 // discard refuses further frames and drops the queued ones: the
@@ -176,9 +191,9 @@ func (w *writer) discard(err error) {
 	w.closeSent = true
 	dropped := w.queue
 	w.queue = nil
+	signal(w.room)
 	w.mu.Unlock()
 	done(dropped, err)
-	signal(w.room)
 }
 
 // answerClose answers a close frame of the client's with the same code,
