@@ -14,7 +14,7 @@ import (
 var secret = []byte("0123456789abcdef0123456789abcdef")
 
 func TestVerify(t *testing.T) {
-	v, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret})
+	v, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestIssuerAudience(t *testing.T) {
-	v, _ := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret, Issuer: "billing", Audience: "hookwire"})
+	v, _ := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: secret, Issuer: "billing", Audience: "hookwire"})
 	exp := time.Now().Add(time.Hour)
 	ok, _ := auth.SignWith(secret, auth.Claims{Subject: "1", Expiry: exp}, "billing", "hookwire")
 	badIss, _ := auth.SignWith(secret, auth.Claims{Subject: "1", Expiry: exp}, "other", "hookwire")

@@ -62,7 +62,7 @@ type VerifierOptions struct {
 	// HMACSecret verifies HS256, HS384 and HS512 tokens.
 	HMACSecret []byte
 	// MinHMACLen, when positive, is the shortest HMACSecret accepted, in
-	// bytes: NewVerifier fails on a shorter one. Production passes 32.
+	// bytes: NewVerifierContext fails on a shorter one. Production passes 32.
 	MinHMACLen int
 
 	// PublicKeyPEM holds one or more PEM blocks of type "PUBLIC KEY"
@@ -122,15 +122,6 @@ type Verifier struct {
 	secret  []byte   // nil without HMACSecret
 	pemKeys []publicKey
 	jwks    jwkset.Storage // nil without JWKSURL
-}
-
-// NewVerifier returns a Verifier for opts, which must not set JWKSURL: the
-// JWKS refresh goroutine needs the context of NewVerifierContext.
-func NewVerifier(opts VerifierOptions) (*Verifier, error) {
-	if opts.JWKSURL != "" {
-		return nil, errors.New("JWKS URL configured: use NewVerifierContext, whose ctx stops the key refresh")
-	}
-	return newVerifier(opts)
 }
 
 // NewVerifierContext returns a Verifier for opts. With a JWKSURL it fetches

@@ -131,7 +131,7 @@ func TestVerifyEachAlgorithm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := auth.NewVerifier(tt.opts)
+			v, err := auth.NewVerifierContext(t.Context(), tt.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,7 +150,7 @@ func TestVerifyCertificatePEM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := auth.NewVerifier(auth.VerifierOptions{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})})
+	v, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +172,11 @@ func TestAlgorithmConfusion(t *testing.T) {
 	forgedDER, _ := x509.MarshalPKIXPublicKey(&k.rsa.PublicKey)
 	forged2 := signToken(t, jwt.SigningMethodHS256, forgedDER, claims(), "")
 
-	pemOnly, err := auth.NewVerifier(auth.VerifierOptions{PublicKeyPEM: pub})
+	pemOnly, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{PublicKeyPEM: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
-	both, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret, PublicKeyPEM: pub})
+	both, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: secret, PublicKeyPEM: pub})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,15 +194,15 @@ func TestAlgorithmConfusion(t *testing.T) {
 		t.Errorf("HS256: %v", err)
 	}
 	// A deployment that pastes the PEM as the secret is refused outright.
-	if _, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: pub, PublicKeyPEM: pub}); err == nil || !strings.Contains(err.Error(), "looks like a PEM key") {
-		t.Errorf("PEM as HMAC secret: NewVerifier error = %v", err)
+	if _, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: pub, PublicKeyPEM: pub}); err == nil || !strings.Contains(err.Error(), "looks like a PEM key") {
+		t.Errorf("PEM as HMAC secret: NewVerifierContext error = %v", err)
 	}
 }
 
 func TestVerifyAttacks(t *testing.T) {
 	k := loadKeys()
 	now := time.Now()
-	v, err := auth.NewVerifier(auth.VerifierOptions{
+	v, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{
 		HMACSecret:   secret,
 		PublicKeyPEM: pemOf(t, &k.rsa.PublicKey, &k.ec.PublicKey),
 		Issuer:       "https://idp.example",
@@ -312,26 +312,25 @@ func TestNewVerifierErrors(t *testing.T) {
 		{"truncated second block", auth.VerifierOptions{PublicKeyPEM: append(pemOf(t, &k.ec.PublicKey), pemOf(t, &k.rsa.PublicKey)[:100]...)}, "damaged"},
 		{"unknown block", auth.VerifierOptions{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "OPENSSH KEY", Bytes: []byte{1}})}, "unsupported type"},
 		{"garbage key", auth.VerifierOptions{PublicKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: []byte{1, 2, 3}})}, "PEM block 1"},
-		{"JWKS without context", auth.VerifierOptions{JWKSURL: "https://idp.example/jwks"}, "NewVerifierContext"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := auth.NewVerifier(tt.opts)
+			_, err := auth.NewVerifierContext(t.Context(), tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("NewVerifier error = %v, want one containing %q", err, tt.want)
+				t.Fatalf("NewVerifierContext error = %v, want one containing %q", err, tt.want)
 			}
 			if len(tt.opts.HMACSecret) > 0 && strings.Contains(err.Error(), string(tt.opts.HMACSecret)) {
 				t.Fatal("error echoes the secret")
 			}
 		})
 	}
-	if _, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret, MinHMACLen: 32}); err != nil {
+	if _, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: secret, MinHMACLen: 32}); err != nil {
 		t.Errorf("32-byte secret with MinHMACLen 32: %v", err)
 	}
 }
 
 func TestRefresh(t *testing.T) {
-	v, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret})
+	v, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +359,7 @@ func TestRefresh(t *testing.T) {
 
 func FuzzVerify(f *testing.F) {
 	k := loadKeys()
-	v, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret, PublicKeyPEM: pemOf(f, &k.rsa.PublicKey, &k.ec.PublicKey, k.ed.Public())})
+	v, err := auth.NewVerifierContext(f.Context(), auth.VerifierOptions{HMACSecret: secret, PublicKeyPEM: pemOf(f, &k.rsa.PublicKey, &k.ec.PublicKey, k.ed.Public())})
 	if err != nil {
 		f.Fatal(err)
 	}

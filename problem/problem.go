@@ -127,10 +127,10 @@ func (t Type) New(detail string) Details {
 	return Details{Type: string(t), Title: t.Title(), Status: t.Status(), Detail: detail}
 }
 
-// TypeFor returns the default type of an HTTP status: BadRequest for 400,
+// typeFor returns the default type of an HTTP status: BadRequest for 400,
 // Unavailable for 503, the only type with that status for the others, and
 // Blank when no type has it.
-func TypeFor(status int) Type {
+func typeFor(status int) Type {
 	switch status {
 	case http.StatusBadRequest:
 		return BadRequest
@@ -157,10 +157,10 @@ func TypeFor(status int) Type {
 }
 
 // ForStatus returns a problem for an HTTP status with its default type
-// (TypeFor). A status without a hookwire type gets "about:blank" and the
+// (typeFor). A status without a hookwire type gets "about:blank" and the
 // status's reason phrase as its title.
 func ForStatus(status int, detail string) Details {
-	if t := TypeFor(status); t != Blank {
+	if t := typeFor(status); t != Blank {
 		return t.New(detail)
 	}
 	title := http.StatusText(status)

@@ -74,8 +74,8 @@ func TestForStatus(t *testing.T) {
 		}
 	}
 	for _, typ := range allTypes {
-		if got := TypeFor(typ.Status()); got.Status() != typ.Status() {
-			t.Errorf("TypeFor(%d) = %s", typ.Status(), got)
+		if got := typeFor(typ.Status()); got.Status() != typ.Status() {
+			t.Errorf("typeFor(%d) = %s", typ.Status(), got)
 		}
 	}
 }

@@ -58,7 +58,7 @@ func newEnvVerifier(t testing.TB, opts subscribers.Options, start func(http.Hand
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { hub.Run(ctx, st); close(done) }()
-	v, err := auth.NewVerifier(auth.VerifierOptions{HMACSecret: secret})
+	v, err := auth.NewVerifierContext(t.Context(), auth.VerifierOptions{HMACSecret: secret})
 	if err != nil {
 		t.Fatal(err)
 	}
