@@ -402,7 +402,10 @@ func readBody(c echo.Context, limit int64) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
+		// Room for the body and for ReadFrom's last read, which finds
+		// the end: one allocation, where Grow(ContentLength) alone
+		// makes ReadFrom grow (and copy) the buffer once more.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
 	}
 	// MaxBytesReader also makes the server close the connection rather
 	// than drain an oversized body.

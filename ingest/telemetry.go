@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -29,6 +30,7 @@ type telemetry struct {
 	rejected    metric.Int64Counter
 	authFails   metric.Int64Counter
 	duration    metric.Float64Histogram
+	observed    *observeSets
 }
 
 func newTelemetry(opts Options) telemetry {
@@ -48,7 +50,7 @@ func newTelemetry(opts Options) telemetry {
 		dest = "hookwire"
 	}
 	m := mp.Meter("github.com/hookwire/hookwire/ingest")
-	t := telemetry{tracing: tracing, tracer: tp.Tracer("github.com/hookwire/hookwire/ingest"), propagator: prop, destination: dest}
+	t := telemetry{observed: &observeSets{}, tracing: tracing, tracer: tp.Tracer("github.com/hookwire/hookwire/ingest"), propagator: prop, destination: dest}
 	// Errors only come from invalid names or options, fixed here.
 	t.accepted, _ = m.Int64Counter("hookwire.events.accepted", metric.WithDescription("Events accepted (202), and duplicates answered 200 (duplicate=true)."))
 	t.rejected, _ = m.Int64Counter("hookwire.events.rejected", metric.WithDescription("Events or requests refused, by reason (the problem type)."))
@@ -99,10 +101,10 @@ func (t telemetry) endSend(ctx context.Context, spans []trace.Span, res []bridge
 			}
 		}
 		if n := len(res) - dups; n > 0 {
-			t.accepted.Add(ctx, int64(n), metric.WithAttributes(attribute.Bool("duplicate", false)))
+			t.accepted.Add(ctx, int64(n), acceptedFresh...)
 		}
 		if dups > 0 {
-			t.accepted.Add(ctx, int64(dups), metric.WithAttributes(attribute.Bool("duplicate", true)))
+			t.accepted.Add(ctx, int64(dups), acceptedDuplicate...)
 		}
 	}
 	for i, span := range spans {
@@ -126,12 +128,49 @@ func (t telemetry) reject(ctx context.Context, p problem.Details) {
 	}
 }
 
+// The attribute sets of the counts made for every request, built once: an
+// attribute set built per call costs a few allocations each time.
+var (
+	acceptedFresh     = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.Bool("duplicate", false)))}
+	acceptedDuplicate = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(attribute.Bool("duplicate", true)))}
+)
+
+// observeKey is the attributes of one request duration.
+type observeKey struct {
+	method, route string
+	status        int
+}
+
+// observeSets keeps the attribute set of each method, route and status
+// seen: a few dozen at most (two routes, the statuses they answer).
+type observeSets struct {
+	mu   sync.RWMutex
+	sets map[observeKey][]metric.RecordOption
+}
+
+func (o *observeSets) get(k observeKey) []metric.RecordOption {
+	o.mu.RLock()
+	opts, ok := o.sets[k]
+	o.mu.RUnlock()
+	if ok {
+		return opts
+	}
+	opts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+		semconv.HTTPRequestMethodKey.String(k.method),
+		semconv.HTTPRoute(k.route),
+		semconv.HTTPResponseStatusCode(k.status),
+	))}
+	o.mu.Lock()
+	if o.sets == nil {
+		o.sets = make(map[observeKey][]metric.RecordOption)
+	}
+	o.sets[k] = opts
+	o.mu.Unlock()
+	return opts
+}
+
 // observe records one ingest request's duration, with the semantic
 // convention's attributes.
 func (t telemetry) observe(ctx context.Context, method, route string, status int, d time.Duration) {
-	t.duration.Record(ctx, d.Seconds(), metric.WithAttributes(
-		semconv.HTTPRequestMethodKey.String(method),
-		semconv.HTTPRoute(route),
-		semconv.HTTPResponseStatusCode(status),
-	))
+	t.duration.Record(ctx, d.Seconds(), t.observed.get(observeKey{method, route, status})...)
 }
