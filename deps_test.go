@@ -32,7 +32,7 @@ var deps = map[string]struct {
 	"otel":               {thirdParty: []string{"go.opentelemetry.io/", "github.com/prometheus/client_golang/", "github.com/redis/go-redis/"}},
 	"ingest":             {hookwire: []string{"auth", "bridge", "ingest/cloudevent", "internal/edge", "problem", "sources"}, thirdParty: append([]string{"github.com/labstack/echo/v4", "golang.org/x/time/rate"}, otelAPI...)},
 	"ingest/cloudevent":  {hookwire: []string{"bridge"}},
-	"subscribers":        {hookwire: []string{"auth", "bridge", "internal/drain", "problem"}, thirdParty: append([]string{"github.com/gorilla/websocket", "golang.org/x/time/rate"}, otelAPI...)},
+	"subscribers":        {hookwire: []string{"auth", "bridge", "ingest/cloudevent", "internal/drain", "problem"}, thirdParty: append([]string{"github.com/gorilla/websocket", "golang.org/x/time/rate"}, otelAPI...)},
 	"sources":            {hookwire: []string{"bridge"}, thirdParty: append([]string{"cel.dev/cel-go/", "github.com/oasdiff/yaml"}, otelAPI...)},
 	"client":             {thirdParty: []string{"github.com/gorilla/websocket"}},
 	"web":                {},

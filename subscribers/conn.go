@@ -52,6 +52,9 @@ type conn struct {
 	claims auth.Claims // owned by the reader (refresh replaces it)
 	user   string      // claims.Subject, readable from any goroutine
 	srv    *Server
+	// cloudEvents: format=cloudevents, event frames carry a structured
+	// CloudEvent as data (cloudevents.go).
+	cloudEvents bool
 
 	timers timers // the ping and the token's expiry
 
@@ -92,7 +95,7 @@ func (c *conn) close(code int, text string, mode closeMode) {
 // Send implements bridge.Sink. It never blocks: a connection whose queue is
 // full is closed with 1013, and its client resumes with its last cursor.
 func (c *conn) Send(d bridge.Delivery) {
-	if !c.wr.push(out{b: d.Event.Wire(textFrame), d: d}, eventFrame) {
+	if !c.wr.push(out{b: c.eventWire(d.Event), d: d}, eventFrame) {
 		d.Done(errTooSlow)
 		c.Overflow()
 	}
@@ -112,7 +115,7 @@ func (c *conn) SendWait(ctx context.Context, d bridge.Delivery) error {
 	timer := time.NewTimer(replayWait)
 	defer timer.Stop()
 	for {
-		if c.wr.push(out{b: d.Event.Wire(textFrame), d: d}, eventFrame) {
+		if c.wr.push(out{b: c.eventWire(d.Event), d: d}, eventFrame) {
 			return nil
 		}
 		if c.wr.closing() {

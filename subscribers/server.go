@@ -175,6 +175,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, status, err.(*clientError).msg)
 		return
 	}
+	cloudEvents, err := parseFormat(q.Get("format"))
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
 	if !s.reserve(claims.Subject) {
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("at most %d connections per user", s.opts.MaxConnsPerUser))
@@ -186,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.release(claims.Subject)
 		return // Upgrade answered the client.
 	}
-	s.serve(r.Context(), ws, wr.wire, claims, channels, since) // releases the user's place when it ends
+	s.serve(r.Context(), ws, wr.wire, claims, channels, since, cloudEvents) // releases the user's place when it ends
 }
 
 // reserve counts one more connection for user, unless it has too many.
@@ -279,11 +284,11 @@ func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail str
 // serve starts one upgraded connection and returns: the connection runs on
 // its reader goroutine, so the HTTP handler's deep stack is not kept for
 // the connection's life.
-func (s *Server) serve(ctx context.Context, ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor) {
+func (s *Server) serve(ctx context.Context, ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor, cloudEvents bool) {
 	id := rand.Text()[:12]
 	c := &conn{
 		ws: ws, wire: wire, id: id, claims: claims, srv: s,
-		user: claims.Subject,
+		user: claims.Subject, cloudEvents: cloudEvents,
 	}
 	c.wr = newWriter(wire, c)
 	s.mu.Lock()
