@@ -682,44 +682,60 @@ func (s *Stream) PartitionsReady(ctx context.Context) []bool {
 // decode turns a partition stream entry into an event and returns its
 // epoch. The event's cursor is of the partition alone.
 func decode(m redis.XMessage) (*bridge.Event, string, error) {
-	str := func(k string) string { v, _ := m.Values[k].(string); return v }
 	c, err := bridge.ParseID(m.ID)
 	if err != nil {
 		return nil, "", fmt.Errorf("entry ID %q: %w", m.ID, err)
 	}
-	epoch := str("e")
-	c.Epoch = epoch
-	ev := &bridge.Event{
-		ID:      str("i"),
-		Type:    str("t"),
-		Channel: str("c"),
-		Source:  str("s"),
-		Cursor:  c,
-		Time:    time.UnixMilli(int64(c.MS)).UTC(),
-	}
-	if u := str("u"); u != "" {
-		ev.Users = strings.Split(u, "\n")
-	}
-	if d := str("d"); d != "" {
-		ev.Data = []byte(d)
-	}
+	ev := &bridge.Event{Time: time.UnixMilli(int64(c.MS)).UTC()}
+	var epoch string
+	// One pass over the fields: this runs for every entry every replica
+	// reads, most of which match none of its connections.
 	for k, v := range m.Values {
-		var name string
-		switch {
-		case k == "tp":
-			name = "traceparent"
-		case k == "ts":
-			name = "tracestate"
-		case strings.HasPrefix(k, "x-"):
-			name = k[2:]
+		str, _ := v.(string)
+		switch k {
+		case "e":
+			epoch = str
+		case "i":
+			ev.ID = str
+		case "t":
+			ev.Type = str
+		case "c":
+			ev.Channel = str
+		case "s":
+			ev.Source = str
+		case "u":
+			if str == "" {
+				break
+			}
+			if strings.IndexByte(str, '\n') < 0 {
+				ev.Users = []string{str}
+			} else {
+				ev.Users = strings.Split(str, "\n")
+			}
+		case "d":
+			if str != "" {
+				ev.Data = []byte(str)
+			}
 		default:
-			continue
+			var name string
+			switch {
+			case k == "tp":
+				name = "traceparent"
+			case k == "ts":
+				name = "tracestate"
+			case strings.HasPrefix(k, "x-"):
+				name = k[2:]
+			default:
+				continue
+			}
+			if ev.Trace == nil {
+				ev.Trace = make(map[string]string, 2)
+			}
+			ev.Trace[name] = str
 		}
-		if ev.Trace == nil {
-			ev.Trace = make(map[string]string, 2)
-		}
-		ev.Trace[name], _ = v.(string)
 	}
+	c.Epoch = epoch
+	ev.Cursor = c
 	return ev, epoch, nil
 }
 
