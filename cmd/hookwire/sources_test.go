@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/stripe/stripe-go/v82/webhook"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/hookwire/hookwire/auth"
 )
@@ -473,4 +475,63 @@ func waitLog(t *testing.T, r *replica, text string, within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("no %q in the log within %s", text, within)
+}
+
+// TestSourcesTraces: the source request is the root span of each event's
+// trace (its server span continues an incoming traceparent), and every
+// event's send span is its child.
+func TestSourcesTraces(t *testing.T) {
+	recv := &otlpReceiver{}
+	otlp := httptest.NewServer(recv)
+	defer otlp.Close()
+	_, env := sourcesEnv(t, t.TempDir(), sourcesYAML)
+	r := startReplica(t, append(env,
+		"OTEL_TRACES_EXPORTER=otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL,
+		"OTEL_BSP_SCHEDULE_DELAY=50",
+	))
+	user := r.connect(t, "token="+subToken(t, "42"))
+	stripe := srcSchemes()[0]
+	const traceID = "5cf92f3577b34da6a3ce929d0e0e4737"
+	const parentID = "10f067aa0ba902b8"
+	body := stripe.body(77)
+	h := stripe.sign(srcStripeNew, body, time.Now(), 0)
+	h.Set("traceparent", "00-"+traceID+"-"+parentID+"-01")
+	if code, m, _ := r.postSource(t, "stripe", h, body); code != http.StatusAccepted || len(events(t, m)) != 2 {
+		t.Fatalf("%d %v", code, m)
+	}
+	if f := user.next(t); !strings.Contains(fmt.Sprint(f["traceparent"]), traceID) {
+		t.Errorf("frame traceparent %v does not continue trace %s", f["traceparent"], traceID)
+	}
+	var server *receivedSpan
+	var sends []receivedSpan
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		spans := recv.trace(traceID)
+		server, sends = nil, nil
+		for i, s := range spans {
+			switch s.Kind {
+			case tracepb.Span_SPAN_KIND_SERVER:
+				server = &spans[i]
+			case tracepb.Span_SPAN_KIND_PRODUCER:
+				sends = append(sends, s)
+			}
+		}
+		if server != nil && len(sends) >= 2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if server == nil || len(sends) != 2 {
+		t.Fatalf("trace %s: server=%v, %d send spans", traceID, server != nil, len(sends))
+	}
+	if hex.EncodeToString(server.ParentSpanId) != parentID || !strings.Contains(server.Name, "/v1/sources/stripe") {
+		t.Errorf("server span %q does not continue the incoming traceparent", server.Name)
+	}
+	for _, s := range sends {
+		if !bytes.Equal(s.ParentSpanId, server.SpanId) {
+			t.Errorf("send span %q is not a child of the source request", s.Name)
+		}
+	}
 }
