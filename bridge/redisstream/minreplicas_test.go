@@ -52,6 +52,15 @@ func TestMinReplicas(t *testing.T) {
 	plain, waited := pair(New(rdb, Options{Prefix: "plain"}), waiting)
 	t.Logf("sequential Append on one Redis: %v without WAIT, %v with WAIT 1 (+%v)", plain, waited, waited-plain)
 
+	// A Redis that lost its scripts: the appends are redone after
+	// loading it, and still waited for.
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waiting.Append(t.Context(), []*bridge.Event{{Type: "t", Users: []string{"u"}}, {Type: "t", Channel: "c"}}); err != nil {
+		t.Errorf("Append after SCRIPT FLUSH: %v", err)
+	}
+
 	replica.Kill()
 	start := time.Now()
 	_, err := waiting.Append(t.Context(), []*bridge.Event{{Type: "t", Users: []string{"u"}}})

@@ -411,13 +411,40 @@ type placement struct {
 func (s *Stream) appendWait(ctx context.Context, chunks []*chunk, cmds []*redis.Cmd) ([]*redis.Cmd, error) {
 	waits := make([]*redis.Cmd, len(chunks))
 	run := func(c redis.Cmdable, idx []int) error {
-		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		pipe := func(idx []int) error {
+			_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, i := range idx {
+					cmds[i] = s.scripts.append.EvalSha(ctx, p, chunks[i].keys, chunks[i].args...)
+				}
+				waits[idx[len(idx)-1]] = p.Do(ctx, "WAIT", s.minReplicas, s.waitTimeout.Milliseconds())
+				return nil
+			})
+			return err
+		}
+		err := pipe(idx)
+		final := waits[idx[len(idx)-1]]
+		defer func() {
 			for _, i := range idx {
-				cmds[i] = s.scripts.append.EvalSha(ctx, p, chunks[i].keys, chunks[i].args...)
+				waits[i] = final
 			}
-			waits[idx[len(idx)-1]] = p.Do(ctx, "WAIT", s.minReplicas, s.waitTimeout.Milliseconds())
-			return nil
-		})
+		}()
+		if !isNoScript(err) {
+			return err
+		}
+		// The script was not loaded (a restarted Redis): load it and run
+		// the chunks that did not run again, with their own WAIT, so
+		// that the WAIT follows their writes on the same connection.
+		var again []int
+		for _, i := range idx {
+			if isNoScript(cmds[i].Err()) {
+				again = append(again, i)
+			}
+		}
+		if err := s.scripts.append.Load(ctx, c).Err(); err != nil {
+			return err
+		}
+		err = pipe(again)
+		final = waits[again[len(again)-1]]
 		return err
 	}
 	cc, ok := s.rdb.(*redis.ClusterClient)
@@ -426,12 +453,7 @@ func (s *Stream) appendWait(ctx context.Context, chunks []*chunk, cmds []*redis.
 		for i := range idx {
 			idx[i] = i
 		}
-		err := run(s.rdb, idx)
-		// Every chunk's WAIT is the last one's.
-		for i := range waits {
-			waits[i] = waits[len(waits)-1]
-		}
-		return waits, err
+		return waits, run(s.rdb, idx)
 	}
 	byPart := map[*part][]int{}
 	for i, c := range chunks {
@@ -453,9 +475,6 @@ func (s *Stream) appendWait(ctx context.Context, chunks []*chunk, cmds []*redis.
 				}
 			}
 			firstErr = errors.Join(firstErr, err)
-		}
-		for _, i := range idx {
-			waits[i] = waits[idx[len(idx)-1]]
 		}
 	}
 	return waits, firstErr
