@@ -37,6 +37,8 @@ Usage:
   hookwire token --sub 42 [--channels 'prices.*'] [--ttl 1h]
   hookwire publish --users 42 --type balance.updated --data '{"balance":"10.00"}'
   hookwire tail --token T [--since C] [--channels a,b]
+  hookwire sources check FILE        validate a webhook sources file (HOOKWIRE_SOURCES_FILE)
+  hookwire sources test NAME --body F [--header K:V]...   dry-run a webhook
 
 Every flag has an environment variable: --jwt-secret ⇔ HOOKWIRE_JWT_SECRET.
 `
