@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -675,13 +674,7 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 // slowCloses reads hookwire_slow_consumer_closes_total from r's /metrics.
 func slowCloses(t *testing.T, r *replica) int {
 	t.Helper()
-	resp, err := http.Get(r.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(scrape(t, r.base), "\n") {
 		if v, ok := strings.CutPrefix(line, "hookwire_slow_consumer_closes_total "); ok {
 			var n int
 			fmt.Sscan(v, &n)
