@@ -75,7 +75,7 @@ func (s *sourceRoutes) post(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	d, err := src.Verify(r.Header, body, s.now())
+	d, err := src.Verify(r.Context(), r.Header, body, s.now())
 	switch {
 	case errors.Is(err, sources.ErrUnverified):
 		// The rejection's text names no secret and no expected value.
@@ -90,7 +90,7 @@ func (s *sourceRoutes) post(c echo.Context) error {
 			Challenge string `json:"challenge"`
 		}{d.Challenge})
 	}
-	evs, _ := src.Events(d) // the rules' errors are counted and logged
+	evs, _ := src.Events(r.Context(), d) // the rules' errors are counted and logged
 	if len(evs) == 0 {
 		return c.JSON(http.StatusOK, struct {
 			Events  []sourceEvent `json:"events"`

@@ -88,7 +88,7 @@ func TestJSONFileAndSecretFile(t *testing.T) {
 	}
 	src := mustSource(t, set, "gh")
 	for _, s := range []string{"old-secret", githubSecret} {
-		if _, err := src.Verify(githubHeaders(s, testBody, time.Now()), testBody, time.Now()); err != nil {
+		if _, err := src.Verify(context.Background(), githubHeaders(s, testBody, time.Now()), testBody, time.Now()); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
 	}
@@ -159,11 +159,11 @@ func TestWatch(t *testing.T) {
 			t.Fatal("no source gh")
 		}
 		h := githubHeaders("s1", testBody, time.Now())
-		d, err := src.Verify(h, testBody, time.Now())
+		d, err := src.Verify(context.Background(), h, testBody, time.Now())
 		if err != nil {
 			return "unverified"
 		}
-		evs, _ := src.Events(d)
+		evs, _ := src.Events(context.Background(), d)
 		return evs[0].Type
 	}
 	if typeOf() != "one" {

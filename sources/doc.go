@@ -7,10 +7,10 @@
 // The HTTP edge calls, for POST /v1/sources/<name>:
 //
 //	src, ok := reg.Lookup(name)           // 404 when !ok
-//	d, err := src.Verify(r.Header, body, time.Now())
+//	d, err := src.Verify(ctx, r.Header, body, time.Now())
 //	// errors.Is(err, ErrUnverified) → 401; errors.Is(err, ErrBody) → 400
 //	// d.Challenge != "" → 200 {"challenge": d.Challenge} (Slack)
-//	evs, ruleErrs := src.Events(d)         // len(evs) == 0 → 200 ignored
+//	evs, ruleErrs := src.Events(ctx, d)        // len(evs) == 0 → 200 ignored
 //
 // and src.DryRun for POST /v1/sources/<name>/test. The raw body is verified
 // byte for byte before it is parsed; signatures are compared in constant

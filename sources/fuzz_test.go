@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -170,14 +171,14 @@ func FuzzEvents(f *testing.F) {
 	set := mustParse(f, strings.Replace(strings.Replace(stripeRules, "scheme: stripe", "scheme: github", 1), "secret_env: STRIPE", "secret_env: GITHUB", 1))
 	src := mustSource(f, set, "stripe")
 	f.Fuzz(func(t *testing.T, body []byte) {
-		d, err := src.Verify(githubHeaders(githubSecret, body, time.Now()), body, time.Now())
+		d, err := src.Verify(context.Background(), githubHeaders(githubSecret, body, time.Now()), body, time.Now())
 		if err != nil {
 			if !errors.Is(err, ErrBody) {
 				t.Fatalf("signed body refused: %v", err)
 			}
 			return
 		}
-		evs, _ := src.Events(d)
+		evs, _ := src.Events(context.Background(), d)
 		for _, ev := range evs {
 			if err := ev.Validate(); err != nil {
 				t.Fatalf("invalid event %+v: %v", ev, err)

@@ -70,14 +70,14 @@ func TestRulesFanOut(t *testing.T) {
 	src := mustSource(t, set, "stripe")
 	now := time.Now()
 	body := []byte(customerUpdated)
-	d, err := src.Verify(stripeHeaders(stripeSecret, body, now), body, now)
+	d, err := src.Verify(context.Background(), stripeHeaders(stripeSecret, body, now), body, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.ID != "evt_1NG8Du2eZvKYlo2CUI79vXWy" {
 		t.Errorf("delivery id %q", d.ID)
 	}
-	evs, errs := src.Events(d)
+	evs, errs := src.Events(context.Background(), d)
 	if len(evs) != 2 {
 		t.Fatalf("%d events, want 2: %v", len(evs), errs)
 	}
@@ -106,29 +106,29 @@ func TestRulesFanOut(t *testing.T) {
 		t.Errorf("ids %s %s", b.ID, a.ID)
 	}
 	// A redelivery makes the same ids: the stream dedupes them.
-	d2, _ := src.Verify(stripeHeaders(stripeSecret, body, now.Add(time.Minute)), body, now.Add(time.Minute))
-	evs2, _ := src.Events(d2)
+	d2, _ := src.Verify(context.Background(), stripeHeaders(stripeSecret, body, now.Add(time.Minute)), body, now.Add(time.Minute))
+	evs2, _ := src.Events(context.Background(), d2)
 	if len(evs2) != 2 || evs2[0].ID != b.ID || evs2[1].ID != a.ID {
 		t.Errorf("redelivery ids differ")
 	}
 
 	// No rule matches: no events, counted as ignored.
 	other := []byte(`{"id":"evt_2","type":"charge.refunded","data":{"object":{}}}`)
-	d3, err := src.Verify(stripeHeaders(stripeSecret, other, now), other, now)
+	d3, err := src.Verify(context.Background(), stripeHeaders(stripeSecret, other, now), other, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if evs, errs := src.Events(d3); len(evs) != 0 || len(errs) != 0 {
+	if evs, errs := src.Events(context.Background(), d3); len(evs) != 0 || len(errs) != 0 {
 		t.Errorf("no match: %v %v", evs, errs)
 	}
 	// users as one string, id from the body.
 	inv := []byte(`{"id":"evt_3","type":"invoice.paid","data":{"object":{"id":"in_1","metadata":{"user_id":"7"}}}}`)
-	d4, _ := src.Verify(stripeHeaders(stripeSecret, inv, now), inv, now)
-	evs4, errs4 := src.Events(d4)
+	d4, _ := src.Verify(context.Background(), stripeHeaders(stripeSecret, inv, now), inv, now)
+	evs4, errs4 := src.Events(context.Background(), d4)
 	if len(evs4) != 1 || evs4[0].Users[0] != "7" || evs4[0].ID != EventID("stripe", "other", "in_1") || len(errs4) != 0 {
 		t.Errorf("invoice: %+v %v", evs4, errs4)
 	}
-	_, _ = src.Verify(stripeHeaders("whsec_wrong", inv, now), inv, now)
+	_, _ = src.Verify(context.Background(), stripeHeaders("whsec_wrong", inv, now), inv, now)
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
@@ -182,11 +182,11 @@ sources:
 	src := mustSource(t, set, "s")
 	list := make([]int, 300)
 	bodyv, _ := json.Marshal(map[string]any{"x": 1, "zero": 0, "list": list})
-	d, err := src.Verify(githubHeaders(githubSecret, bodyv, time.Now()), bodyv, time.Now())
+	d, err := src.Verify(context.Background(), githubHeaders(githubSecret, bodyv, time.Now()), bodyv, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, errs := src.Events(d)
+	evs, errs := src.Events(context.Background(), d)
 	if len(evs) != 1 || evs[0].Users[0] != "anon" || evs[0].Channel != "" {
 		t.Errorf("events %+v", evs)
 	}
@@ -235,11 +235,11 @@ sources:
 `)
 	src := mustSource(t, set, "gh")
 	body := []byte(`{"ref":"refs/heads/main","repository":{"name":"hookwire"},"big":9007199254740993}`)
-	d, err := src.Verify(githubHeaders(githubSecret, body, time.Now()), body, time.Now())
+	d, err := src.Verify(context.Background(), githubHeaders(githubSecret, body, time.Now()), body, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	evs, errs := src.Events(d)
+	evs, errs := src.Events(context.Background(), d)
 	if len(evs) != 1 || len(errs) != 0 {
 		t.Fatalf("%v %v", evs, errs)
 	}

@@ -276,9 +276,8 @@ func (e *bodyError) Is(target error) bool { return target == ErrBody }
 // byte for byte, before anything parses it, and then decodes the body.
 // now is the clock for timestamped schemes. Errors match ErrUnverified
 // (answer 401) or ErrBody (400). It counts the webhook in the source's
-// metrics.
-func (s *Source) Verify(header http.Header, body []byte, now time.Time) (Delivery, error) {
-	ctx := context.Background()
+// metrics; ctx is the request's, for them.
+func (s *Source) Verify(ctx context.Context, header http.Header, body []byte, now time.Time) (Delivery, error) {
 	s.tel.received.Add(ctx, 1, s.tel.src(s.name))
 	d, err := s.verify(header, body, now)
 	if err != nil {
@@ -369,12 +368,11 @@ func (e RuleError) Error() string { return e.Rule + ": " + e.Err.Error() }
 // default the delivery id), so that a redelivery makes the same IDs. A
 // rule that fails is skipped and returned in the errors, counted and
 // logged. The events are valid (bridge.Event.Validate).
-func (s *Source) Events(d Delivery) ([]*bridge.Event, []RuleError) {
-	ctx := context.Background()
+func (s *Source) Events(ctx context.Context, d Delivery) ([]*bridge.Event, []RuleError) {
 	evs, errs, _ := s.run(d)
 	for _, e := range errs {
 		s.tel.ruleErrors.Add(ctx, 1, s.tel.srcRule(s.name, e.key))
-		s.log.Warn("webhook source rule failed", "source", s.name, "rule", e.Rule, "delivery_id", d.ID, "err", e.Err)
+		s.log.WarnContext(ctx, "webhook source rule failed", "source", s.name, "rule", e.Rule, "delivery_id", d.ID, "err", e.Err)
 	}
 	if len(evs) == 0 {
 		s.tel.ignored.Add(ctx, 1, s.tel.src(s.name))

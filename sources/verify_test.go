@@ -1,6 +1,7 @@
 package sources
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -80,7 +81,7 @@ func TestSchemes(t *testing.T) {
 		t.Run(sc.source, func(t *testing.T) {
 			src := mustSource(t, set, sc.source)
 			h := sc.sign(sc.secret, testBody, now)
-			d, err := src.Verify(h, testBody, now)
+			d, err := src.Verify(context.Background(), h, testBody, now)
 			if err != nil {
 				t.Fatalf("good signature: %v", err)
 			}
@@ -100,7 +101,7 @@ func TestSchemes(t *testing.T) {
 			if sc.timestamped {
 				expectReject(t, "stale", src, sc.sign(sc.secret, testBody, now.Add(-5*time.Minute-time.Second)), testBody, now, ReasonStale)
 				expectReject(t, "future", src, sc.sign(sc.secret, testBody, now.Add(5*time.Minute+time.Second)), testBody, now, ReasonStale)
-				if _, err := src.Verify(sc.sign(sc.secret, testBody, now.Add(-5*time.Minute)), testBody, now); err != nil {
+				if _, err := src.Verify(context.Background(), sc.sign(sc.secret, testBody, now.Add(-5*time.Minute)), testBody, now); err != nil {
 					t.Errorf("at the tolerance: %v", err)
 				}
 			}
@@ -110,7 +111,7 @@ func TestSchemes(t *testing.T) {
 
 func expectReject(t *testing.T, what string, src *Source, h http.Header, body []byte, now time.Time, reason string) {
 	t.Helper()
-	_, err := src.Verify(h, body, now)
+	_, err := src.Verify(context.Background(), h, body, now)
 	var rj *Rejection
 	if !errors.Is(err, ErrUnverified) || !errors.As(err, &rj) {
 		t.Errorf("%s: err = %v, want a rejection", what, err)
@@ -127,7 +128,7 @@ func TestRotation(t *testing.T) {
 	// The first stripe secret is the rotated one.
 	src := mustSource(t, set, "stripe")
 	for _, s := range []string{stripeSecret, stripeSecret2} {
-		if _, err := src.Verify(stripeHeaders(s, testBody, now), testBody, now); err != nil {
+		if _, err := src.Verify(context.Background(), stripeHeaders(s, testBody, now), testBody, now); err != nil {
 			t.Errorf("secret %s: %v", s[:12], err)
 		}
 	}
@@ -136,17 +137,17 @@ func TestRotation(t *testing.T) {
 	h2 := stripeHeaders("whsec_other", testBody, now)
 	_, v1b, _ := strings.Cut(h2.Get("Stripe-Signature"), ",")
 	h.Set("Stripe-Signature", h.Get("Stripe-Signature")+","+v1b+",v0=deadbeef")
-	if _, err := src.Verify(h, testBody, now); err != nil {
+	if _, err := src.Verify(context.Background(), h, testBody, now); err != nil {
 		t.Errorf("several v1: %v", err)
 	}
 	// Standard Webhooks: a v1 (HMAC) and a v1a (Ed25519) key together.
 	sw := mustSource(t, set, "sw")
-	if _, err := sw.Verify(swEdHeaders(swKey, testBody, now), testBody, now); err != nil {
+	if _, err := sw.Verify(context.Background(), swEdHeaders(swKey, testBody, now), testBody, now); err != nil {
 		t.Errorf("v1a: %v", err)
 	}
 	hs := swHeaders(swSecret, testBody, now)
 	hs.Set("Webhook-Signature", "v1,bm90IGEgcmVhbCBzaWduYXR1cmUgYXQgYWxsLi4uLg== "+hs.Get("Webhook-Signature"))
-	if _, err := sw.Verify(hs, testBody, now); err != nil {
+	if _, err := sw.Verify(context.Background(), hs, testBody, now); err != nil {
 		t.Errorf("v1 among others: %v", err)
 	}
 }
@@ -161,7 +162,7 @@ func TestStripeOracle(t *testing.T) {
 	if err := webhook.ValidatePayload(testBody, sp.Header, stripeSecret); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := src.Verify(http.Header{"Stripe-Signature": {sp.Header}}, testBody, now); err != nil {
+	if _, err := src.Verify(context.Background(), http.Header{"Stripe-Signature": {sp.Header}}, testBody, now); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -183,7 +184,7 @@ func TestStandardWebhooksOracle(t *testing.T) {
 	if err := wh.Verify(testBody, h); err != nil {
 		t.Fatal(err)
 	}
-	d, err := src.Verify(h, testBody, now)
+	d, err := src.Verify(context.Background(), h, testBody, now)
 	if err != nil || d.ID != "msg_x" {
 		t.Fatalf("Verify = %+v, %v", d, err)
 	}
@@ -194,11 +195,11 @@ func TestSlackChallenge(t *testing.T) {
 	src := mustSource(t, set, "slack")
 	now := time.Now()
 	body := []byte(`{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`)
-	d, err := src.Verify(slackHeaders(slackSecret, body, now), body, now)
+	d, err := src.Verify(context.Background(), slackHeaders(slackSecret, body, now), body, now)
 	if err != nil || d.Challenge != "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P" {
 		t.Fatalf("signed url_verification: %+v, %v", d, err)
 	}
-	if _, err := src.Verify(http.Header{}, body, now); !errors.Is(err, ErrUnverified) {
+	if _, err := src.Verify(context.Background(), http.Header{}, body, now); !errors.Is(err, ErrUnverified) {
 		t.Fatalf("unsigned url_verification: %v", err)
 	}
 }
@@ -207,7 +208,7 @@ func TestVerifiedBodyNotJSON(t *testing.T) {
 	set := loadSchemes(t)
 	src := mustSource(t, set, "github")
 	for _, body := range [][]byte{[]byte("payload=%7B%7D"), []byte(`{"a":1} x`), {0xff, '"'}} {
-		_, err := src.Verify(githubHeaders(githubSecret, body, time.Now()), body, time.Now())
+		_, err := src.Verify(context.Background(), githubHeaders(githubSecret, body, time.Now()), body, time.Now())
 		if !errors.Is(err, ErrBody) || errors.Is(err, ErrUnverified) {
 			t.Errorf("%q: %v, want ErrBody", body, err)
 		}
