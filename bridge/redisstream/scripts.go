@@ -22,7 +22,8 @@ import "github.com/redis/go-redis/v9"
 // a call of duplicates only writes nothing: read the epoch (or create it),
 // TIME, the threshold minms (now - HistoryTTL) and the w bookkeeping. Then
 // per event: GET its dedupe key (a duplicate answers with the cursor
-// stored there), XADD to events, RPUSH the entry to each index, PEXPIRE
+// stored there), XADD to events, RPUSH the entry to each index (checking
+// the order only when the list was not new), PEXPIRE
 // each index (once per call) and SET the dedupe key.
 //
 // Indexes are lists of members, one per entry: the member of entry ID
@@ -137,16 +138,17 @@ for _ = 1, tonumber(ARGV[4]) do
         if minmember and not written[key] then
           trimIndex(key, minmember)
         end
-        if not written[key] then
-          -- The list must stay sorted: one left by an older epoch can end
-          -- after member (a clock behind), and one of an older version
-          -- is a stream. Start those again.
-          local last = redis.pcall('LINDEX', key, -1)
-          if type(last) == 'table' or (last and last > member) then
-            redis.call('DEL', key)
-          end
+        -- The list must stay sorted: one left by an older epoch can end
+        -- after member (a clock behind), and one of an older version is
+        -- a stream. Start those again. A new list needs no check.
+        local r = redis.pcall('RPUSH', key, member)
+        if type(r) == 'table' then
+          redis.call('DEL', key)
+          redis.call('RPUSH', key, member)
+        elseif r > 1 and not written[key] and redis.call('LINDEX', key, -2) > member then
+          redis.call('DEL', key)
+          redis.call('RPUSH', key, member)
         end
-        redis.call('RPUSH', key, member)
         if not written[key] then
           written[key] = true
           redis.call('PEXPIRE', key, historyMS)
