@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -212,11 +213,81 @@ func (s *subscriber) next(t *testing.T) map[string]any {
 	case f := <-s.frames:
 		return f
 	case err := <-s.closed:
+		s.closed <- err // for the next reader
 		t.Fatalf("connection closed: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("no frame within 10s")
 	}
 	return nil
+}
+
+// expect reads the next frame and checks its members.
+func (s *subscriber) expect(t *testing.T, want map[string]any) map[string]any {
+	t.Helper()
+	f := s.next(t)
+	for k, v := range want {
+		if f[k] != v {
+			t.Fatalf("frame %v, want %s=%v", f, k, v)
+		}
+	}
+	return f
+}
+
+// send writes one text frame.
+func (s *subscriber) send(t *testing.T, frame string) {
+	t.Helper()
+	if err := s.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+}
+
+// closeCode waits for the server's close, skipping frames, and returns its
+// code and the frames skipped.
+func (s *subscriber) closeCode(t *testing.T, within time.Duration) (int, []map[string]any) {
+	t.Helper()
+	code, skipped, err := s.closeFrame(t, within)
+	if err != nil {
+		t.Fatalf("connection ended without a close frame: %v (after %d frames)", err, len(skipped))
+	}
+	return code, skipped
+}
+
+// closeFrame is closeCode that returns the read error instead of failing
+// when the connection ended without a close frame.
+func (s *subscriber) closeFrame(t *testing.T, within time.Duration) (int, []map[string]any, error) {
+	t.Helper()
+	var skipped []map[string]any
+	timeout := time.After(within)
+	for {
+		select {
+		case f := <-s.frames:
+			skipped = append(skipped, f)
+		case err := <-s.closed:
+			for len(s.frames) > 0 {
+				skipped = append(skipped, <-s.frames)
+			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) {
+				return 0, skipped, err
+			}
+			return ce.Code, skipped, nil
+		case <-timeout:
+			t.Fatalf("not closed within %v (%d frames)", within, len(skipped))
+		}
+	}
+}
+
+// open checks that no frame and no close arrives for d.
+func (s *subscriber) open(t *testing.T, d time.Duration) {
+	t.Helper()
+	select {
+	case f := <-s.frames:
+		t.Fatalf("unexpected frame %v", f)
+	case err := <-s.closed:
+		s.closed <- err
+		t.Fatalf("connection closed: %v", err)
+	case <-time.After(d):
+	}
 }
 
 func (s *subscriber) quiet(t *testing.T, d time.Duration) {

@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -194,18 +193,10 @@ func hostileSigned(t *testing.T, secret, id string, ts time.Time, body string) h
 	return h
 }
 
-// hostileConn is one upgraded WebSocket whose frames are read by a
-// goroutine.
-type hostileConn struct {
-	ws     *websocket.Conn
-	frames chan map[string]any
-	closed chan error // the read error, once
-}
-
 // hostileDial opens /v1/ws?query on r with an optional Origin. On success
 // it returns the connection after its welcome frame; otherwise the
 // handshake response and its body.
-func hostileDial(t *testing.T, r *replica, query, origin string) (*hostileConn, *http.Response, []byte) {
+func hostileDial(t *testing.T, r *replica, query, origin string) (*subscriber, *http.Response, []byte) {
 	t.Helper()
 	h := http.Header{}
 	if origin != "" {
@@ -221,106 +212,11 @@ func hostileDial(t *testing.T, r *replica, query, origin string) (*hostileConn, 
 		resp.Body.Close()
 		return nil, resp, body
 	}
-	c := &hostileConn{ws: ws, frames: make(chan map[string]any, 1000), closed: make(chan error, 1)}
-	go func() {
-		for {
-			_, b, err := ws.ReadMessage()
-			if err != nil {
-				c.closed <- err
-				return
-			}
-			var f map[string]any
-			json.Unmarshal(b, &f)
-			c.frames <- f
-		}
-	}()
-	t.Cleanup(func() { ws.Close() })
+	c := collect(t, ws, 1000)
 	if f := c.next(t); f["type"] != "welcome" {
 		t.Fatalf("first frame %v, want welcome", f)
 	}
 	return c, resp, nil
-}
-
-func (c *hostileConn) send(t *testing.T, frame string) {
-	t.Helper()
-	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-}
-
-func (c *hostileConn) next(t *testing.T) map[string]any {
-	t.Helper()
-	select {
-	case f := <-c.frames:
-		return f
-	case err := <-c.closed:
-		c.closed <- err
-		t.Fatalf("connection closed: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no frame within 10s")
-	}
-	return nil
-}
-
-// expect reads the next frame and checks its members.
-func (c *hostileConn) expect(t *testing.T, want map[string]any) map[string]any {
-	t.Helper()
-	f := c.next(t)
-	for k, v := range want {
-		if f[k] != v {
-			t.Fatalf("frame %v, want %s=%v", f, k, v)
-		}
-	}
-	return f
-}
-
-// closeCode waits for the server's close, skipping frames, and returns its
-// code and the frames skipped.
-func (c *hostileConn) closeCode(t *testing.T, within time.Duration) (int, []map[string]any) {
-	t.Helper()
-	code, skipped, err := c.closeFrame(t, within)
-	if err != nil {
-		t.Fatalf("connection ended without a close frame: %v (after %d frames)", err, len(skipped))
-	}
-	return code, skipped
-}
-
-// closeFrame is closeCode that returns the read error instead of failing
-// when the connection ended without a close frame.
-func (c *hostileConn) closeFrame(t *testing.T, within time.Duration) (int, []map[string]any, error) {
-	t.Helper()
-	var skipped []map[string]any
-	timeout := time.After(within)
-	for {
-		select {
-		case f := <-c.frames:
-			skipped = append(skipped, f)
-		case err := <-c.closed:
-			for len(c.frames) > 0 {
-				skipped = append(skipped, <-c.frames)
-			}
-			var ce *websocket.CloseError
-			if !errors.As(err, &ce) {
-				return 0, skipped, err
-			}
-			return ce.Code, skipped, nil
-		case <-timeout:
-			t.Fatalf("not closed within %v (%d frames)", within, len(skipped))
-		}
-	}
-}
-
-// quiet checks that no frame and no close arrives for d.
-func (c *hostileConn) quiet(t *testing.T, d time.Duration) {
-	t.Helper()
-	select {
-	case f := <-c.frames:
-		t.Fatalf("unexpected frame %v", f)
-	case err := <-c.closed:
-		c.closed <- err
-		t.Fatalf("connection closed: %v", err)
-	case <-time.After(d):
-	}
 }
 
 // TestHostileInput throws what an attacker or a broken client would at a
@@ -493,7 +389,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 		setup  func(t *testing.T)
 		status int    // 0: the upgrade succeeds
 		typ    string // problem type of a refusal
-		after  func(t *testing.T, c *hostileConn)
+		after  func(t *testing.T, c *subscriber)
 	}{
 		// Pre-upgrade: plain HTTP problems.
 		{name: "no token", query: func(*testing.T) string { return "" }, status: 401, typ: "unauthorized"},
@@ -612,14 +508,14 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 		// its own user and connection, so the frame budget (2/s, bursts
 		// of 4) starts full.
 		{name: "frame over 4 KiB closes 1009", query: func(t *testing.T) string { return tok(hostileHS256(t, "u-big", time.Hour)) },
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				c.send(t, `{"op":"ping","ref":"`+strings.Repeat("x", 5000)+`"}`)
 				if code, _ := c.closeCode(t, 5*time.Second); code != websocket.CloseMessageTooBig {
 					t.Errorf("close %d, want 1009", code)
 				}
 			}},
 		{name: "malformed frames keep the connection", query: func(t *testing.T) string { return tok(hostileHS256(t, "u-bad", time.Hour)) },
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				c.send(t, `{"op":"subscribe","ref":"m1"`)
 				c.expect(t, map[string]any{"type": "error", "code": "bad_request"})
 				c.send(t, `{"op":"jump","ref":"m2"}`)
@@ -634,7 +530,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 		{name: "subscribe to a forbidden channel", query: func(t *testing.T) string {
 			return tok(hostileHS256(t, "u-forbid", time.Hour, "prices.*"))
 		},
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				c.send(t, `{"op":"subscribe","channel":"news","ref":"f1"}`)
 				c.expect(t, map[string]any{"type": "error", "code": "forbidden", "ref": "f1"})
 				c.send(t, `{"op":"subscribe","channel":"prices.EURUSD","ref":"f2"}`)
@@ -643,7 +539,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 		{name: "subscribe past max-channels", query: func(t *testing.T) string {
 			return tok(hostileHS256(t, "u-limit", time.Hour, "prices.*")) + "&channels=prices.A,prices.B"
 		},
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				c.send(t, `{"op":"subscribe","channel":"prices.C","ref":"l1"}`)
 				c.expect(t, map[string]any{"type": "error", "code": "limit_exceeded", "ref": "l1"})
 				// Re-subscribing to a channel it has is not a new one.
@@ -651,7 +547,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 				c.expect(t, map[string]any{"type": "subscribed", "channel": "prices.A", "ref": "l2"})
 			}},
 		{name: "pings past the frame rate", query: func(t *testing.T) string { return tok(hostileHS256(t, "u-rate", time.Hour)) },
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				// Rate 2/s, bursts of 4: a burst of 3 all pass, the
 				// next 3 cannot all pass within the same second.
 				for i := 1; i <= 6; i++ {
@@ -675,10 +571,10 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 				if limited == 0 {
 					t.Error("6 pings at once at 2 frames/s (burst 4): no rate_limited error")
 				}
-				c.quiet(t, 100*time.Millisecond)
+				c.open(t, 100*time.Millisecond)
 			}},
 		{name: "a flood closes 1008", query: func(t *testing.T) string { return tok(hostileHS256(t, "u-flood", time.Hour)) },
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				go func() {
 					for i := range 300 {
 						if c.ws.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"op":"ping","ref":"%d"}`, i))) != nil {
@@ -710,7 +606,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 		{name: "refresh", query: func(t *testing.T) string {
 			return tok(hostileHS256(t, "u-refresh", 2*time.Second, "prices.*")) + "&channels=prices.A"
 		},
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				start := time.Now()
 				other := hostileHS256(t, "u-someone-else", time.Hour, "*")
 				c.send(t, `{"op":"refresh","token":"`+other+`","ref":"r1"}`)
@@ -734,7 +630,7 @@ func hostileSubscribe(t *testing.T, r *replica, k *hostileKeys) {
 		{name: "token expiry closes 1008", query: func(t *testing.T) string {
 			return tok(hostileHS256(t, "u-expiry", 2*time.Second))
 		},
-			after: func(t *testing.T, c *hostileConn) {
+			after: func(t *testing.T, c *subscriber) {
 				start := time.Now()
 				code, _ := c.closeCode(t, 6*time.Second)
 				if code != websocket.ClosePolicyViolation {

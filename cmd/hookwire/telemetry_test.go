@@ -275,7 +275,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	r.post(t, testAPIKey, `{"type":"","data":"`+secretData+`"}`)
 	// A rejected token in the query string.
 	http.Get(r.base + "/v1/ws?token=" + tok + "x")
-	send(t, s, `{"op":"subscribe","channel":"news","ref":"`+secretData+`"}`)
+	s.send(t, `{"op":"subscribe","channel":"news","ref":"`+secretData+`"}`)
 	s.next(t)
 	r.signal(15) // SIGTERM: the drain lines too
 	<-r.exited
@@ -287,12 +287,5 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		if strings.Contains(logs, secret) {
 			t.Errorf("logs contain the %s", name)
 		}
-	}
-}
-
-func send(t *testing.T, s *subscriber, frame string) {
-	t.Helper()
-	if err := s.ws.WriteMessage(1, []byte(frame)); err != nil {
-		t.Fatal(err)
 	}
 }
