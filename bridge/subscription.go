@@ -30,18 +30,22 @@ type Subscription struct {
 
 	channels map[string]struct{} // guarded by hub.mu
 
-	// mu guards holding, held, floor, closed. Lock order: Hub.mu, then
-	// mu, then the sink's own locks (the fan-out calls Sink.Send with
-	// both held). Never take Hub.mu with mu held.
-	mu      sync.Mutex
-	holding bool
-	held    []Delivery // a zero Delivery stands for a Reset
+	// mu guards holding, closed, hasFloor, held, floor. Lock order:
+	// Hub.mu, then mu, then the sink's own locks (the fan-out calls
+	// Sink.Send with both held). Never take Hub.mu with mu held.
+	// deliver reads mu, holding, closed and hasFloor for every event:
+	// they share sink's cache line; held and floor are read only when
+	// holding or hasFloor.
+	mu       sync.Mutex
+	holding  bool
+	closed   bool
+	hasFloor bool       // floor is not zero
+	held     []Delivery // a zero Delivery stands for a Reset
 	// floor is the last cursor the connect-time replay covered: live
 	// events at or before it were already sent (or processed by the
 	// client before it resumed) and are dropped, so a replica whose
 	// reader lags cannot repeat them out of order.
-	floor  Cursor
-	closed bool
+	floor Cursor
 }
 
 // matches reports whether ev is for this subscription. It takes hub.mu.
@@ -139,7 +143,7 @@ func (s *Subscription) deliver(d Delivery) {
 	defer s.mu.Unlock()
 	switch {
 	case s.closed:
-	case !s.floor.IsZero() && ev.Cursor.Epoch == s.floor.Epoch && !s.floor.Before(ev.Cursor):
+	case s.hasFloor && ev.Cursor.Epoch == s.floor.Epoch && !s.floor.Before(ev.Cursor):
 		// Already replayed, or processed by the client before it resumed.
 	case s.holding:
 		if len(s.held) >= s.hub.maxHeld {
@@ -172,7 +176,7 @@ func (s *Subscription) reset() {
 	if s.closed {
 		return
 	}
-	s.floor = Cursor{}
+	s.floor, s.hasFloor = Cursor{}, false
 	if s.holding {
 		// The replay in progress will see ErrHistoryExpired or the
 		// new epoch; hold the reset back until then.
@@ -272,7 +276,7 @@ func (s *Subscription) releaseHeld(ctx context.Context, floor Cursor, want func(
 		if len(batch) == 0 {
 			s.holding = false
 			if connect {
-				s.floor = floor
+				s.floor, s.hasFloor = floor, !floor.IsZero()
 			}
 			s.mu.Unlock()
 			return nil
