@@ -52,16 +52,18 @@ type conn struct {
 	claims auth.Claims // owned by the reader (refresh replaces it)
 	user   string      // claims.Subject, readable from any goroutine
 	srv    *Server
-	// cloudEvents: format=cloudevents, event frames carry a structured
-	// CloudEvent as data (cloudevents.go).
-	cloudEvents bool
 
 	timers timers // the ping and the token's expiry
 
 	// Owned by the reader goroutine:
 	readWait time.Duration // the read deadline after each client frame
 	limiter  *rate.Limiter // client frames; nil until the first
-	refused  int           // frames refused by limiter since the last one let through
+	refused  int32         // frames refused by limiter since the last one let through
+
+	// cloudEvents, set before the connection starts and then read-only:
+	// format=cloudevents, event frames carry a structured CloudEvent as
+	// data (cloudevents.go). Beside refused, it takes no room of its own.
+	cloudEvents bool
 
 	sub *bridge.Subscription // set by the reader before it reads
 }
