@@ -43,6 +43,10 @@ type Event struct {
 	// Trace is the W3C trace context (traceparent, tracestate) of the
 	// append, carried through the stream so fan-out spans join the trace.
 	Trace map[string]string
+	// GeneratedID reports that the server made ID (AssignID): no client can
+	// repeat it, so the stream keeps no dedupe record for it. An ID a client
+	// sent is always remembered, whatever its shape.
+	GeneratedID bool
 
 	frameOnce sync.Once
 	frame     []byte
@@ -52,6 +56,15 @@ type Event struct {
 
 // NewID returns a fresh event ID for events posted without one.
 func NewID() string { return "evt_" + rand.Text() }
+
+// AssignID gives ev a fresh server-made ID when it has none, and marks it
+// GeneratedID. It must run before ev is appended.
+func (ev *Event) AssignID() {
+	if ev.ID == "" {
+		ev.ID = NewID()
+		ev.GeneratedID = true
+	}
+}
 
 // ValidationError says which field of an event is invalid and why.
 type ValidationError struct {

@@ -461,9 +461,7 @@ func invalidDetails(err error) problem.Details {
 // prepare readies a valid event for appending.
 func prepare(ev *bridge.Event) {
 	dedupeUsers(ev)
-	if ev.ID == "" {
-		ev.ID = bridge.NewID()
-	}
+	ev.AssignID()
 }
 
 // append appends evs within the append timeout. Its errors render as 503

@@ -119,9 +119,7 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 	s.expire(now)
 	appended := false
 	for i, ev := range evs {
-		if ev.ID == "" {
-			ev.ID = bridge.NewID()
-		}
+		ev.AssignID()
 		if prev, ok := s.seen[ev.ID]; ok {
 			res[i] = bridge.AppendResult{Cursor: prev.cursor, Duplicate: true}
 			continue

@@ -53,9 +53,10 @@
 //	                 users. An event with users and a channel is indexed
 //	                 under its users only: it reaches nobody else.
 //	T:id:<id>        dedupe key of event id; value: its cursor. PX DedupeTTL.
-//	                 Not written for ids the server generated (evt_ and 26
-//	                 base32 characters, bridge.NewID): no client can repeat
-//	                 them, and the key cost Redis 120 bytes an event.
+//	                 Not written for ids the server generated
+//	                 (Event.GeneratedID, set by Event.AssignID): no client
+//	                 can repeat them, and the key cost Redis 120 bytes an
+//	                 event. A client's id is remembered whatever its shape.
 //
 // Append runs one script call per chunk of up to 200 events (or about
 // 1 MiB of fields), every chunk in one pipeline: one round trip, in order.

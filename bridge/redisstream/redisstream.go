@@ -217,31 +217,13 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 		return []bridge.AppendResult{}, nil
 	}
 	for _, ev := range evs {
-		if ev.ID == "" {
-			ev.ID = bridge.NewID()
-		}
+		ev.AssignID()
 		if 2*len(ev.Trace) > maxTraceFields {
 			// Far more than the script could unpack anyway.
 			return nil, unavailable("append to "+s.parts[0].events, fmt.Errorf("event %s has %d trace fields", ev.ID, len(ev.Trace)))
 		}
 	}
 	return s.group.append(ctx, evs, s.appendNow)
-}
-
-// generatedID reports whether id has the form of bridge.NewID's ids:
-// "evt_" and 26 characters of base32. The server made it, so no client
-// can repeat it on purpose, and it gets no dedupe record (which would cost
-// Redis a key per event).
-func generatedID(id string) bool {
-	if len(id) != 30 || !strings.HasPrefix(id, "evt_") {
-		return false
-	}
-	for i := 4; i < len(id); i++ {
-		if c := id[i]; !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
 }
 
 // appendNow appends evs, prepared by Append, in one round trip. errs[i] is
@@ -504,7 +486,7 @@ func (s *Stream) addEvent(c *chunk, cp copyOf) {
 	c.copies = append(c.copies, cp)
 	c.args[3] = len(c.copies)
 	dedupe := 0
-	if !generatedID(ev.ID) {
+	if !ev.GeneratedID {
 		dedupe = 1
 		c.keys = append(c.keys, c.part.dedupeKey(ev.ID))
 	}
