@@ -40,6 +40,11 @@ type Event struct {
 	Data   json.RawMessage
 	Cursor Cursor
 	Time   time.Time
+	// Occurred is when the producer says the event happened (a
+	// CloudEvent's time, CONTRACT.md §7), zero when it said nothing. The
+	// frame's time is Occurred when set, else Time; latency is measured
+	// from Time, the append.
+	Occurred time.Time
 	// Trace is the W3C trace context (traceparent, tracestate) of the
 	// append, carried through the stream so fan-out spans join the trace.
 	Trace map[string]string
@@ -52,6 +57,15 @@ type Event struct {
 	frame     []byte
 	wireOnce  sync.Once
 	wire      []byte
+}
+
+// FrameTime is the time an event frame shows: Occurred when the producer
+// gave one, else the append's Time.
+func (ev *Event) FrameTime() time.Time {
+	if !ev.Occurred.IsZero() {
+		return ev.Occurred
+	}
+	return ev.Time
 }
 
 // NewID returns a fresh event ID for events posted without one.
@@ -193,7 +207,7 @@ func (ev *Event) Frame() []byte {
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(wireEvent{
 			Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
-			Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.Time.UTC().Format(time.RFC3339Nano),
+			Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.FrameTime().UTC().Format(time.RFC3339Nano),
 			TraceParent: ev.Trace["traceparent"],
 		}); err != nil {
 			// Data was validated on ingest; this is a programming error.

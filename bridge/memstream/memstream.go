@@ -154,7 +154,7 @@ func (s *Stream) Append(ctx context.Context, evs []*bridge.Event) ([]bridge.Appe
 func stored(ev *bridge.Event) *bridge.Event {
 	return &bridge.Event{
 		ID: ev.ID, Type: ev.Type, Users: slices.Clone(ev.Users), Channel: ev.Channel,
-		Source: ev.Source, Data: bytes.Clone(ev.Data), Cursor: ev.Cursor, Time: ev.Time,
+		Source: ev.Source, Data: bytes.Clone(ev.Data), Cursor: ev.Cursor, Time: ev.Time, Occurred: ev.Occurred,
 		Trace: maps.Clone(ev.Trace),
 	}
 }

@@ -514,6 +514,9 @@ func (s *Stream) addEvent(c *chunk, cp copyOf) {
 	if ev.Source != "" {
 		c.args = append(c.args, "s", ev.Source)
 	}
+	if !ev.Occurred.IsZero() {
+		c.args = append(c.args, "o", ev.Occurred.UTC().Format(time.RFC3339Nano))
+	}
 	if len(ev.Data) > 0 {
 		c.args = append(c.args, "d", []byte(ev.Data))
 	}
@@ -525,7 +528,7 @@ func (s *Stream) addEvent(c *chunk, cp copyOf) {
 
 // eventSize estimates the bytes of ev's entry fields, to bound a chunk.
 func eventSize(ev *bridge.Event) int {
-	n := len(ev.ID) + len(ev.Type) + len(ev.Channel) + len(ev.Data) + len(ev.Source)
+	n := len(ev.ID) + len(ev.Type) + len(ev.Channel) + len(ev.Data) + len(ev.Source) + 36
 	for _, u := range ev.Users {
 		n += len(u) + 1
 	}
@@ -704,6 +707,10 @@ func decode(m redis.XMessage) (*bridge.Event, string, error) {
 			ev.Channel = str
 		case "s":
 			ev.Source = str
+		case "o":
+			if t, err := time.Parse(time.RFC3339Nano, str); err == nil {
+				ev.Occurred = t
+			}
 		case "u":
 			if str == "" {
 				break

@@ -16,7 +16,7 @@ import "github.com/redis/go-redis/v9"
 // a header (nkeys * 65536 + nfields) * 2 + dedupe (nkeys its index keys,
 // nfields the number of its optional fields and values, dedupe 1 when a
 // dedupe key comes first), its id, its type, and those nfields optional
-// field/value pairs (u, c, s, d, trace fields).
+// field/value pairs (u, c, s, o, d, trace fields).
 //
 // Once per call, when the first new (not duplicate) event comes, so that
 // a call of duplicates only writes nothing: read the epoch (or create it),

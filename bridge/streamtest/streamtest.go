@@ -438,7 +438,8 @@ func testRoundTrip(t *testing.T, open OpenFunc) {
 		{ID: "rt1", Type: "balance.updated", Users: []string{"42", "ü ser/with:odd{chars}"}, Channel: "prices.EURUSD",
 			Data:  json.RawMessage(`{"balance":"10.00","nested":[1,2,{"a":null}]}`),
 			Trace: map[string]string{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "congo=t61rcWkgMzE"}},
-		{ID: "rt2", Type: "t", Channel: "prices.EURUSD", Source: "https://example.com/prices", Data: json.RawMessage(`"just a string"`)},
+		{ID: "rt2", Type: "t", Channel: "prices.EURUSD", Source: "https://example.com/prices", Data: json.RawMessage(`"just a string"`),
+			Occurred: time.Date(2026, 4, 5, 17, 31, 0, 123456789, time.UTC)},
 		{ID: "rt3", Type: "t", Users: []string{"42"}},
 	}
 	Append(t, s, in...)
@@ -466,7 +467,7 @@ func testRoundTrip(t *testing.T, open OpenFunc) {
 				same = true
 			}
 			if g.ID != w.ID || g.Type != w.Type || !users || g.Channel != w.Channel || g.Source != w.Source ||
-				string(g.Data) != string(w.Data) || !same || !g.Time.Equal(w.Time) && !partitioned ||
+				!g.Occurred.Equal(w.Occurred) || string(g.Data) != string(w.Data) || !same || !g.Time.Equal(w.Time) && !partitioned ||
 				!(reflect.DeepEqual(g.Trace, w.Trace) || len(g.Trace) == 0 && len(w.Trace) == 0) {
 				t.Errorf("read back %+v\nwant %+v", g, w)
 			}

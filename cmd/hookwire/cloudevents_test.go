@@ -58,7 +58,8 @@ func TestCloudEventsIn(t *testing.T) {
 	}
 	first := m["id"]
 	f := sub.next(t)
-	if f["event"] != "balance.updated" || f["source"] != "https://billing.example.com" || f["id"] != first || fmt_(f["data"]) != `{"balance":"10.00"}` {
+	if f["event"] != "balance.updated" || f["source"] != "https://billing.example.com" || f["id"] != first || fmt_(f["data"]) != `{"balance":"10.00"}` ||
+		f["time"] != "2026-04-05T17:31:00Z" {
 		t.Fatalf("frame %v", f)
 	}
 	// A repeat of (source, id) is a duplicate; the same id from another

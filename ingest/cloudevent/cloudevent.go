@@ -149,7 +149,7 @@ func EventID(source, id string) string {
 func (e *Event) Bridge() *bridge.Event {
 	ev := &bridge.Event{ID: EventID(e.Source, e.ID), Type: e.Type, Users: e.Users, Channel: e.Channel, Data: e.Data}
 	if !e.Time.IsZero() {
-		ev.Time = e.Time
+		ev.Occurred = e.Time
 	}
 	return ev
 }

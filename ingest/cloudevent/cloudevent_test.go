@@ -42,7 +42,7 @@ func TestStructured(t *testing.T) {
 	if err := b.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if b.ID != EventID(ev.Source, ev.ID) || !strings.HasPrefix(b.ID, "ce_") || !b.Time.Equal(want.Time) {
+	if b.ID != EventID(ev.Source, ev.ID) || !strings.HasPrefix(b.ID, "ce_") || !b.Occurred.Equal(want.Time) {
 		t.Errorf("bridge event %+v", b)
 	}
 	if EventID("a", "1") == EventID("b", "1") || EventID("a", "1") != EventID("a", "1") || EventID("a\x00", "1") == EventID("a", "\x001") {

@@ -42,8 +42,8 @@ func Encode(ev *bridge.Event, source string) json.RawMessage {
 		SpecVersion: SpecVersion, ID: ev.ID, Source: source, Type: ev.Type,
 		DataContentType: "application/json", Channel: ev.Channel, Cursor: ev.Cursor.String(), Data: data,
 	}
-	if !ev.Time.IsZero() {
-		se.Time = ev.Time.UTC().Format(time.RFC3339Nano)
+	if t := ev.FrameTime(); !t.IsZero() {
+		se.Time = t.UTC().Format(time.RFC3339Nano)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
