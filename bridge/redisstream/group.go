@@ -21,21 +21,30 @@ const roundTimeout = 10 * time.Second
 // concurrent single-event POSTs then cost Redis one script call and the
 // server one write and one read, not N of each.
 //
+// No goroutine is started: the caller whose round trip ends hands the
+// round to the first queued caller (the leader), which carries every
+// queued caller's events on its own goroutine and wakes each with its
+// results. Handing over costs one wake-up, which that caller needed
+// anyway to get its answer.
+//
 // Events of different callers may share a chunk, so the dedupe check still
 // sees them in order: of two callers posting the same id at once, one gets
 // the append and the other the duplicate, as with two round trips.
 type group struct {
 	mu      sync.Mutex
-	busy    bool // a round trip is in flight
+	busy    bool // a round trip is in flight or handed to waiting[0]
 	waiting []*groupCall
 }
 
 // groupCall is one queued Append.
 type groupCall struct {
-	ctx  context.Context
-	evs  []*bridge.Event
-	res  []bridge.AppendResult
-	err  error
+	ctx context.Context
+	evs []*bridge.Event
+	res []bridge.AppendResult
+	err error
+	// lead is set, under group.mu, when the call is handed the next
+	// round; done is then closed without res or err.
+	lead bool
 	done chan struct{}
 }
 
@@ -55,59 +64,84 @@ func firstErr(errs []error) error {
 
 func (g *group) append(ctx context.Context, evs []*bridge.Event, fn appendFunc) ([]bridge.AppendResult, error) {
 	g.mu.Lock()
-	if g.busy {
-		c := &groupCall{ctx: ctx, evs: evs, done: make(chan struct{})}
-		g.waiting = append(g.waiting, c)
+	if !g.busy {
+		g.busy = true
 		g.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.res, c.err
-		case <-ctx.Done():
-			// As when a caller gives up on a round trip in flight:
-			// the events may still be appended, and a retry with
-			// the same ids is answered as a duplicate.
-			return nil, unavailable("append", ctx.Err())
+		res, errs := fn(ctx, evs)
+		g.handOver()
+		if err := firstErr(errs); err != nil {
+			return nil, err
 		}
+		return res, nil
 	}
-	g.busy = true
+	c := &groupCall{ctx: ctx, evs: evs, done: make(chan struct{})}
+	g.waiting = append(g.waiting, c)
 	g.mu.Unlock()
-	res, errs := fn(ctx, evs)
-	err := firstErr(errs)
-	if err != nil {
-		res = nil
+	select {
+	case <-c.done:
+		if !c.lead {
+			return c.res, c.err
+		}
+		if ctx.Err() == nil {
+			// Once leading, this caller waits for its round trip
+			// (bounded by roundTimeout) even if it gives up.
+			g.lead(fn)
+			return c.res, c.err
+		}
+		g.leave(c)
+	case <-ctx.Done():
+		g.leave(c)
 	}
-	// Whoever queued meanwhile goes in the next round trip, on a
-	// goroutine of its own so that this caller gets its answer now.
-	if next := g.next(); next != nil {
-		go g.run(next, fn)
-	}
-	return res, err
+	// As when a caller gives up on a round trip in flight: the events
+	// may still be appended, and a retry with the same ids is answered
+	// as a duplicate.
+	return nil, unavailable("append", ctx.Err())
 }
 
-// next takes the queued calls, or marks the group idle when there are none.
-func (g *group) next() []*groupCall {
+// handOver ends a round: the first queued call leads the next one, or the
+// group goes idle when none is queued.
+func (g *group) handOver() {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	next := g.waiting
-	g.waiting = nil
-	if len(next) == 0 {
+	if len(g.waiting) == 0 {
 		g.busy = false
+		g.mu.Unlock()
+		return
 	}
-	return next
+	c := g.waiting[0]
+	c.lead = true
+	g.mu.Unlock()
+	close(c.done)
 }
 
-// run makes shared round trips until nothing is queued.
-func (g *group) run(calls []*groupCall, fn appendFunc) {
-	for calls != nil {
-		g.round(calls, fn)
-		calls = g.next()
+// leave takes a call whose caller gave up out of the queue; if the next
+// round was handed to it, it goes to the next call in the queue. A call no
+// longer queued is in a round trip in flight, which answers nobody now.
+func (g *group) leave(c *groupCall) {
+	g.mu.Lock()
+	i := slices.Index(g.waiting, c)
+	if i < 0 {
+		g.mu.Unlock()
+		return
 	}
+	g.waiting = slices.Delete(g.waiting, i, i+1)
+	if !c.lead {
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	g.handOver()
 }
 
-// round appends the events of calls in one round trip and answers each.
-func (g *group) round(calls []*groupCall, fn appendFunc) {
-	// The first caller's context carries the trace the Redis span
-	// nests under; cancelling it must not fail the others.
+// lead makes the round handed to this caller: the events of every queued
+// call (this one first), in one round trip, then hands the next round on
+// and answers each call, this one last (it reads its own res and err).
+func (g *group) lead(fn appendFunc) {
+	g.mu.Lock()
+	calls := g.waiting
+	g.waiting = nil
+	g.mu.Unlock()
+	// The leader's context carries the trace the Redis span nests
+	// under; cancelling it must not fail the others.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(calls[0].ctx), roundTimeout)
 	defer cancel()
 	n := 0
@@ -119,15 +153,18 @@ func (g *group) round(calls []*groupCall, fn appendFunc) {
 		evs = append(evs, c.evs...)
 	}
 	res, errs := fn(ctx, evs)
+	g.handOver()
 	// A call fails when one of its events did: the others' events may
 	// be in partitions that are up.
-	for _, c := range calls {
+	for i, c := range calls {
 		if err := firstErr(errs[:len(c.evs)]); err != nil {
 			c.err = err
 		} else {
 			c.res = slices.Clip(res[:len(c.evs)])
 		}
 		res, errs = res[len(c.evs):], errs[len(c.evs):]
-		close(c.done)
+		if i > 0 {
+			close(c.done)
+		}
 	}
 }

@@ -152,3 +152,104 @@ func TestGroupCancelledWaiter(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupHandOver: the round after a round trip is made by the first
+// queued caller; when that caller gives up, the round goes to the next one,
+// whose events are appended and answered, without the leaver's.
+func TestGroupHandOver(t *testing.T) {
+	var g group
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var rounds [][]string
+	fn := func(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, []error) {
+		var ids []string
+		for _, ev := range evs {
+			ids = append(ids, ev.ID)
+		}
+		mu.Lock()
+		rounds = append(rounds, ids)
+		first := len(rounds) == 1
+		mu.Unlock()
+		if first {
+			<-release
+		}
+		return make([]bridge.AppendResult, len(evs)), make([]error, len(evs))
+	}
+	queued := func(n int) {
+		t.Helper()
+		for range 5000 {
+			g.mu.Lock()
+			k := len(g.waiting)
+			g.mu.Unlock()
+			if k == n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Fatalf("%d calls never queued", n)
+	}
+	type answer struct {
+		n   int
+		err error
+	}
+	run := func(ctx context.Context, ids ...string) chan answer {
+		ch := make(chan answer, 1)
+		var evs []*bridge.Event
+		for _, id := range ids {
+			evs = append(evs, &bridge.Event{ID: id})
+		}
+		go func() {
+			res, err := g.append(ctx, evs, fn)
+			ch <- answer{len(res), err}
+		}()
+		return ch
+	}
+	first := run(t.Context(), "a")
+	for {
+		g.mu.Lock()
+		busy := g.busy
+		g.mu.Unlock()
+		if busy {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	leaver := run(ctx, "b")
+	queued(1)
+	next := run(t.Context(), "c", "d")
+	queued(2)
+	cancel()
+	select {
+	case a := <-leaver:
+		if a.err == nil {
+			t.Fatal("the caller that gave up got no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller that gave up did not return")
+	}
+	close(release)
+	for _, want := range []struct {
+		ch chan answer
+		n  int
+	}{{first, 1}, {next, 2}} {
+		select {
+		case a := <-want.ch:
+			if a.err != nil || a.n != want.n {
+				t.Errorf("got %d results, %v; want %d", a.n, a.err, want.n)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an Append did not return")
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if fmt.Sprint(rounds) != "[[a] [c d]]" {
+		t.Errorf("rounds %v, want [[a] [c d]]", rounds)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.busy || len(g.waiting) != 0 {
+		t.Errorf("group busy %v with %d queued after all returned", g.busy, len(g.waiting))
+	}
+}
