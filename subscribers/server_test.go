@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -323,7 +325,8 @@ func TestWelcomeCursorResumesWithoutGap(t *testing.T) {
 }
 
 func TestSlowConsumerClosed1013(t *testing.T) {
-	e := newEnv(t, subscribers.Options{})
+	reader := sdkmetric.NewManualReader()
+	e := newEnv(t, subscribers.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	slow := e.mustDial("token=" + token("42"))
 	fast := e.mustDial("token=" + token("42"))
 	big := json.RawMessage(`"` + strings.Repeat("x", 60000) + `"`)
@@ -353,14 +356,21 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 		e.publish(&bridge.Event{ID: fmt.Sprint(i), Type: "t", Users: []string{"42"}, Data: big})
 	}
 	// The slow one did not read while the events went out; it must have
-	// been closed with 1013. It reads from halfway on, not after the last
-	// event, so that a loaded machine cannot turn the close into a timeout
-	// of the server's blocked write.
-	select {
-	case <-halfway:
-	case n := <-got:
-		t.Fatalf("fast reader got %d of 2000", n)
+	// been closed with 1013. It reads as soon as the server counted the
+	// close (or from halfway on), not after the last event, so that a
+	// loaded machine cannot turn the close into a timeout of the server's
+	// blocked write (10 s from when its socket filled).
+	for slowCloses(t, reader) == 0 {
+		select {
+		case <-halfway:
+		case n := <-got:
+			t.Fatalf("fast reader got %d of 2000", n)
+		case <-time.After(5 * time.Millisecond):
+			continue
+		}
+		break
 	}
+	t.Logf("slow reader starts after %d slow-consumer closes", slowCloses(t, reader))
 	var err error
 	slow.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for err == nil {
@@ -372,6 +382,27 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 	if n := <-got; n != 2000 {
 		t.Errorf("fast reader got %d of 2000", n)
 	}
+}
+
+// slowCloses reads hookwire.slow_consumer_closes from reader.
+func slowCloses(t *testing.T, reader *sdkmetric.ManualReader) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(t.Context(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "hookwire.slow_consumer_closes" {
+				var n int64
+				for _, dp := range sum.DataPoints {
+					n += dp.Value
+				}
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 func TestDrainCloses1001(t *testing.T) {

@@ -609,7 +609,7 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 	cs := startCounters(ctx, t, &wg, 4, us, []string{r.base}, false)
 	l := &ledger{}
 	// Every event goes to the channel, so every subscriber gets it.
-	publishBatches(t, l, r.base, "a", 2, 100, 16<<10)
+	publishBatches(t, l, r.base, "a", 2, 300, 12<<10)
 	check(l, cs, 30*time.Second, nil)
 	before := latencies(l, cs, "a")
 
@@ -627,8 +627,12 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 	}
 	defer sws.Close()
 	batches := 0
-	for ; batches < 30 && slowCloses(t, r) == 0; batches++ {
-		publishBatches(t, l, r.base, fmt.Sprintf("b%02d", batches), 1, 100, 16<<10)
+	// 300 events a batch: more than its queue (256) in one go, so its
+	// queue overflows (1013) well within the server's 10 s budget of the
+	// write its full socket blocked, even on a loaded machine; a write
+	// timeout first would close it without a close frame.
+	for ; batches < 10 && slowCloses(t, r) == 0; batches++ {
+		publishBatches(t, l, r.base, fmt.Sprintf("b%02d", batches), 1, 300, 12<<10)
 	}
 	if slowCloses(t, r) == 0 {
 		t.Fatalf("no slow-consumer close after %d batches", batches)
