@@ -257,6 +257,27 @@ func (s *Server) checkChannel(claims auth.Claims, ch string) error {
 	return nil
 }
 
+// dnsLabels reports whether s is one or more non-empty DNS labels
+// (letters, digits, hyphens) joined by dots: the part a wildcard origin
+// stands for. Nothing else a browser never sends (a userinfo "@", a "?",
+// a "#", a "/", an empty label) can pass for a subdomain.
+func dnsLabels(s string) bool {
+	if s == "" {
+		return false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > 63 {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			if c := label[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func originAllowed(allowed []string, origin string) bool {
 	for _, a := range allowed {
 		if a == "*" || strings.EqualFold(a, origin) {
@@ -266,7 +287,7 @@ func originAllowed(allowed []string, origin string) bool {
 		if scheme, host, ok := strings.Cut(a, "://*."); ok {
 			prefix := scheme + "://"
 			if o, ok := strings.CutPrefix(strings.ToLower(origin), strings.ToLower(prefix)); ok {
-				if strings.HasSuffix(o, "."+strings.ToLower(host)) && !strings.Contains(strings.TrimSuffix(o, "."+strings.ToLower(host)), "/") {
+				if sub, ok := strings.CutSuffix(o, "."+strings.ToLower(host)); ok && dnsLabels(sub) {
 					return true
 				}
 			}

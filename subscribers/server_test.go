@@ -160,6 +160,10 @@ func TestRejectedBeforeUpgrade(t *testing.T) {
 		{"expired token", "token=" + expired, "", 401},
 		{"disallowed origin", "token=" + token("42"), "https://evil.example.com", 403},
 		{"wildcard apex not allowed", "token=" + token("42"), "https://example.org", 403},
+		{"wildcard empty label", "token=" + token("42"), "https://.example.org", 403},
+		{"wildcard query trick", "token=" + token("42"), "https://evil.com?.example.org", 403},
+		{"wildcard fragment trick", "token=" + token("42"), "https://evil.com#.example.org", 403},
+		{"wildcard userinfo trick", "token=" + token("42"), "https://u@evil.com:1@a.example.org", 403},
 		{"channel not granted", "token=" + token("42", "prices.*") + "&channels=news", "", 403},
 		{"invalid channel", "token=" + token("42", "*") + "&channels=a%20b", "", 400},
 		{"bad cursor", "token=" + token("42") + "&since=nope", "", 400},
@@ -183,7 +187,7 @@ func TestRejectedBeforeUpgrade(t *testing.T) {
 		})
 	}
 	t.Run("allowed origins", func(t *testing.T) {
-		for _, o := range []string{"https://app.example.com", "https://eu.example.org", ""} {
+		for _, o := range []string{"https://app.example.com", "https://eu.example.org", "https://a-1.eu.EXAMPLE.org", ""} {
 			hdr := http.Header{}
 			if o != "" {
 				hdr.Set("Origin", o)
