@@ -48,7 +48,9 @@ func TestMinReplicas(t *testing.T) {
 		}
 		return da / 3, db / 3
 	}
-	waiting := New(rdb, Options{Prefix: "wait", MinReplicas: 1, WaitTimeout: 300 * time.Millisecond})
+	// A generous budget while the replica is up (a loaded machine can
+	// take a while to acknowledge), a short one to see it run out.
+	waiting := New(rdb, Options{Prefix: "wait", MinReplicas: 1, WaitTimeout: 5 * time.Second})
 	plain, waited := pair(New(rdb, Options{Prefix: "plain"}), waiting)
 	t.Logf("sequential Append on one Redis: %v without WAIT, %v with WAIT 1 (+%v)", plain, waited, waited-plain)
 
@@ -62,8 +64,9 @@ func TestMinReplicas(t *testing.T) {
 	}
 
 	replica.Kill()
+	short := New(rdb, Options{Prefix: "wait", MinReplicas: 1, WaitTimeout: 300 * time.Millisecond})
 	start := time.Now()
-	_, err := waiting.Append(t.Context(), []*bridge.Event{{Type: "t", Users: []string{"u"}}})
+	_, err := short.Append(t.Context(), []*bridge.Event{{Type: "t", Users: []string{"u"}}})
 	if !errors.Is(err, bridge.ErrUnavailable) {
 		t.Errorf("Append without a replica = %v, want ErrUnavailable", err)
 	}
@@ -71,7 +74,7 @@ func TestMinReplicas(t *testing.T) {
 
 	cl := redistest.StartCluster(t, 3, 1)
 	crdb := cl.Client(t)
-	cplain, cwaited := pair(New(crdb, Options{Prefix: "plain", Partitions: 16}), New(crdb, Options{Prefix: "wait", Partitions: 16, MinReplicas: 1, WaitTimeout: time.Second}))
+	cplain, cwaited := pair(New(crdb, Options{Prefix: "plain", Partitions: 16}), New(crdb, Options{Prefix: "wait", Partitions: 16, MinReplicas: 1, WaitTimeout: 5 * time.Second}))
 	t.Logf("sequential Append on a 3+3 cluster, 16 partitions: %v without WAIT, %v with WAIT 1 (+%v)", cplain, cwaited, cwaited-cplain)
 }
 
