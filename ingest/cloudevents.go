@@ -127,46 +127,15 @@ func (h *Handler) postCloudEventBatch(c echo.Context) error {
 	if err != nil {
 		return ceProblem(err)
 	}
-	ctx := c.Request().Context()
-	results := make([]batchResult, len(raws))
-	evs := make([]*bridge.Event, 0, len(raws))
-	index := make([]int, 0, len(raws))
-	for i, raw := range raws {
-		var ev *bridge.Event
+	return h.answerBatch(c, who, len(raws), func(i int) (*bridge.Event, error) {
+		raw := raws[i]
+		if int64(len(raw)) > h.maxBody {
+			return nil, tooLarge(h.maxBody)
+		}
 		ce, err := cloudevent.DecodeStructured(raw)
-		switch {
-		case int64(len(raw)) > h.maxBody:
-			err = tooLarge(h.maxBody)
-		case err != nil:
-			err = ceProblem(err)
-		default:
-			ev, err = h.admitCloudEvent(who, ce)
-		}
 		if err != nil {
-			p, _ := edge.ProblemFor(err)
-			h.tel.reject(ctx, p)
-			results[i] = batchResult{Status: p.Status, Error: &p}
-			continue
+			return nil, ceProblem(err)
 		}
-		evs = append(evs, ev)
-		index = append(index, i)
-	}
-	if len(evs) > 0 {
-		res, err := h.take(ctx, who.pub.Name, evs)
-		if err != nil {
-			return err
-		}
-		for j, r := range res {
-			ev := evs[j]
-			h.logAccepted(ctx, c, ev, r, who.pub.Name)
-			status := http.StatusAccepted
-			if r.Duplicate {
-				status = http.StatusOK
-			}
-			results[index[j]] = batchResult{Status: status, ID: ev.ID, Cursor: r.Cursor.String(), Duplicate: r.Duplicate}
-		}
-	}
-	return c.JSON(http.StatusOK, struct {
-		Results []batchResult `json:"results"`
-	}{results})
+		return h.admitCloudEvent(who, ce)
+	})
 }

@@ -237,12 +237,22 @@ func (h *Handler) postBatch(c echo.Context) error {
 		return invalid(err)
 	}
 
+	return h.answerBatch(c, who, len(raws), func(i int) (*bridge.Event, error) {
+		return h.admit(who, raws[i], i)
+	})
+}
+
+// answerBatch admits the n events of a batch with admitOne, appends the
+// admitted ones in one Append and answers one result per event, in order:
+// each carries the status that event would have had alone. A failed
+// Append fails the whole request (503), as no result could be relied on.
+func (h *Handler) answerBatch(c echo.Context, who caller, n int, admitOne func(i int) (*bridge.Event, error)) error {
 	ctx := c.Request().Context()
-	results := make([]batchResult, len(raws))
-	evs := make([]*bridge.Event, 0, len(raws))
-	index := make([]int, 0, len(raws)) // evs[j] is the event of results[index[j]]
-	for i, raw := range raws {
-		ev, err := h.admit(who, raw, i)
+	results := make([]batchResult, n)
+	evs := make([]*bridge.Event, 0, n)
+	index := make([]int, 0, n) // evs[j] is the event of results[index[j]]
+	for i := range n {
+		ev, err := admitOne(i)
 		if err != nil {
 			p, _ := edge.ProblemFor(err)
 			h.tel.reject(ctx, p)
@@ -252,7 +262,6 @@ func (h *Handler) postBatch(c echo.Context) error {
 		evs = append(evs, ev)
 		index = append(index, i)
 	}
-
 	if len(evs) > 0 {
 		res, err := h.take(ctx, who.pub.Name, evs)
 		if err != nil {
@@ -393,10 +402,16 @@ func unauthorized(detail, challenge string) error {
 // readBody checks the request's media type and reads its body, refusing
 // one larger than limit before or while reading it.
 func readBody(c echo.Context, limit int64) ([]byte, error) {
-	r := c.Request()
-	if err := checkMediaType(r.Header); err != nil {
+	if err := checkMediaType(c.Request().Header); err != nil {
 		return nil, err
 	}
+	return readLimited(c, limit)
+}
+
+// readLimited reads the request's body, refusing one larger than limit
+// before or while reading it.
+func readLimited(c echo.Context, limit int64) ([]byte, error) {
+	r := c.Request()
 	if r.ContentLength > limit {
 		return nil, tooLarge(limit)
 	}

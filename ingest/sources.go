@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -151,24 +150,7 @@ func readRawBody(c echo.Context, limit int64) ([]byte, error) {
 	if enc := r.Header.Get(echo.HeaderContentEncoding); enc != "" && !strings.EqualFold(enc, "identity") {
 		return nil, problem.Wrap(problem.UnsupportedMediaType.New("content codings are not supported; send the body uncompressed"), nil)
 	}
-	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
-	}
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	_, err := buf.ReadFrom(http.MaxBytesReader(c.Response().Writer, r.Body, limit))
-	var mbe *http.MaxBytesError
-	switch {
-	case err == nil:
-		return buf.Bytes(), nil
-	case errors.As(err, &mbe):
-		return nil, tooLarge(limit)
-	case errors.Is(err, echo.ErrStatusRequestEntityTooLarge):
-		return nil, fmt.Errorf("read body: %w", err) // an outer BodyLimit
-	}
-	return nil, problem.Wrap(problem.BadRequest.New("the body could not be read"), err)
+	return readLimited(c, limit)
 }
 
 // bound shortens client text echoed in an answer to max bytes.
