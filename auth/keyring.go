@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/hookwire/hookwire/internal/reload"
 )
 
 // DefaultKeysPollInterval is Watch's period when it is given none.
@@ -64,50 +66,27 @@ func (r *KeyRing) Watch(ctx context.Context, path string, interval time.Duration
 	if interval <= 0 {
 		interval = DefaultKeysPollInterval
 	}
-	if report == nil {
-		report = func(error) {}
-	}
-	var (
-		seen     [sha256.Size]byte // content last parsed, kept or rejected
-		haveSeen bool
-		lastErr  string // read error last reported
-	)
-	poll := func() {
-		data, err := readKeysFile(path)
-		if err != nil {
-			if msg := err.Error(); msg != lastErr {
-				lastErr = msg
-				report(fmt.Errorf("reload API keys: %w", err))
+	var data []byte // the content Digest read, for Load
+	reload.Poll(ctx, interval, reload.Poller{
+		Digest: func() ([sha256.Size]byte, error) {
+			var err error
+			if data, err = readKeysFile(path); err != nil {
+				return [sha256.Size]byte{}, fmt.Errorf("reload API keys: %w", err)
 			}
-			return
-		}
-		lastErr = ""
-		sum := sha256.Sum256(data)
-		if cur := r.Keys(); cur.fromFile && cur.digest == sum {
-			seen, haveSeen = sum, true
-			return
-		}
-		if haveSeen && seen == sum {
-			return // rejected before, and unchanged
-		}
-		seen, haveSeen = sum, true
-		keys, err := parseKeysFile(data, r.opts)
-		if err != nil {
-			report(fmt.Errorf("reload API keys from %s: %w", path, err))
-			return
-		}
-		r.keys.Store(keys)
-		report(nil)
-	}
-	poll()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			poll()
-		}
-	}
+			return sha256.Sum256(data), nil
+		},
+		Current: func(sum [sha256.Size]byte) bool {
+			cur := r.Keys()
+			return cur.fromFile && cur.digest == sum
+		},
+		Load: func() error {
+			keys, err := parseKeysFile(data, r.opts)
+			if err != nil {
+				return fmt.Errorf("reload API keys from %s: %w", path, err)
+			}
+			r.keys.Store(keys)
+			return nil
+		},
+		Report: report,
+	})
 }

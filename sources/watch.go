@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/hookwire/hookwire/internal/reload"
 )
 
 // DefaultPollInterval is Watch's period when it is given none.
@@ -54,51 +56,25 @@ func (r *Registry) Watch(ctx context.Context, path string, interval time.Duratio
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
-	if report == nil {
-		report = func(error) {}
-	}
-	var (
-		rejected     [sha256.Size]byte // content last rejected
-		haveRejected bool
-		lastErr      string
-	)
-	poll := func() {
-		sum, err := r.contentDigest(path)
-		if err != nil {
-			if msg := err.Error(); msg != lastErr {
-				lastErr = msg
-				report(fmt.Errorf("reload sources: %w", err))
+	reload.Poll(ctx, interval, reload.Poller{
+		Digest: func() ([sha256.Size]byte, error) {
+			sum, err := r.contentDigest(path)
+			if err != nil {
+				return sum, fmt.Errorf("reload sources: %w", err)
 			}
-			return
-		}
-		if sum == r.Set().digest || haveRejected && sum == rejected {
-			lastErr = ""
-			return
-		}
-		set, err := Load(path, r.opts)
-		if err != nil {
-			rejected, haveRejected = sum, true
-			if msg := err.Error(); msg != lastErr {
-				lastErr = msg
-				report(fmt.Errorf("reload sources, keeping the current ones: %w", err))
+			return sum, nil
+		},
+		Current: func(sum [sha256.Size]byte) bool { return sum == r.Set().digest },
+		Load: func() error {
+			set, err := Load(path, r.opts)
+			if err != nil {
+				return fmt.Errorf("reload sources, keeping the current ones: %w", err)
 			}
-			return
-		}
-		lastErr, haveRejected = "", false
-		r.set.Store(set)
-		report(nil)
-	}
-	poll()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			poll()
-		}
-	}
+			r.set.Store(set)
+			return nil
+		},
+		Report: report,
+	})
 }
 
 // contentDigest hashes the sources file and the secrets it names, as
