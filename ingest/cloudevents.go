@@ -9,7 +9,6 @@ import (
 
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/ingest/cloudevent"
-	"github.com/hookwire/hookwire/internal/edge"
 	"github.com/hookwire/hookwire/problem"
 )
 
@@ -18,27 +17,9 @@ import (
 // them. postEvent and postBatch hand such requests here.
 
 // ceBody is authenticatedBody for CloudEvents, whose media types are not
-// application/json: an API key is checked before the body is read, a
-// Standard Webhooks signature after.
+// application/json.
 func (h *Handler) ceBody(c echo.Context, limit int64) (caller, []byte, error) {
-	r := c.Request()
-	if signed(r) {
-		body, err := readRawBody(c, limit)
-		if err != nil {
-			return caller{}, nil, err
-		}
-		who, err := h.verifySignature(r, body)
-		if err == nil {
-			edge.SetPublisher(c, who.pub.Name)
-		}
-		return who, body, err
-	}
-	who, err := h.authenticate(c)
-	if err != nil {
-		return caller{}, nil, err
-	}
-	body, err := readRawBody(c, limit)
-	return who, body, err
+	return h.authenticatedWith(c, limit, readRawBody)
 }
 
 // ceProblem renders a CloudEvent's refusal (a *cloudevent.Error, 400 or

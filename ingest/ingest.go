@@ -183,14 +183,20 @@ func (h *Handler) postEvent(c echo.Context) error {
 	return c.JSON(http.StatusAccepted, a)
 }
 
-// authenticatedBody authenticates the request and reads its body: an API
-// key is checked before the body is read, so that a request without
-// credentials is refused first; a Standard Webhooks signature covers the
-// raw body, so it is checked after.
+// authenticatedBody authenticates the request and reads its JSON body
+// (readBody); see authenticatedWith.
 func (h *Handler) authenticatedBody(c echo.Context, limit int64) (caller, []byte, error) {
+	return h.authenticatedWith(c, limit, readBody)
+}
+
+// authenticatedWith authenticates the request and reads its body with
+// read: an API key is checked before the body is read, so that a request
+// without credentials is refused first; a Standard Webhooks signature
+// covers the raw body, so it is checked after.
+func (h *Handler) authenticatedWith(c echo.Context, limit int64, read func(echo.Context, int64) ([]byte, error)) (caller, []byte, error) {
 	r := c.Request()
 	if signed(r) {
-		body, err := readBody(c, limit)
+		body, err := read(c, limit)
 		if err != nil {
 			return caller{}, nil, err
 		}
@@ -204,7 +210,7 @@ func (h *Handler) authenticatedBody(c echo.Context, limit int64) (caller, []byte
 	if err != nil {
 		return caller{}, nil, err
 	}
-	body, err := readBody(c, limit)
+	body, err := read(c, limit)
 	return who, body, err
 }
 
