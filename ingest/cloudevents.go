@@ -81,17 +81,7 @@ func (h *Handler) postCloudEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Request().Context()
-	res, err := h.take(ctx, who.pub.Name, []*bridge.Event{ev})
-	if err != nil {
-		return err
-	}
-	h.logAccepted(ctx, c, ev, res[0], who.pub.Name)
-	a := accepted{ID: ev.ID, Cursor: res[0].Cursor.String(), Duplicate: res[0].Duplicate}
-	if a.Duplicate {
-		return c.JSON(http.StatusOK, a)
-	}
-	return c.JSON(http.StatusAccepted, a)
+	return h.answerOne(c, who, ev)
 }
 
 // postCloudEventBatch is postBatch for application/cloudevents-batch+json:

@@ -170,6 +170,12 @@ func (h *Handler) postEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return h.answerOne(c, who, ev)
+}
+
+// answerOne appends one admitted event and answers 202 with its id and
+// cursor, or 200 when it is a duplicate.
+func (h *Handler) answerOne(c echo.Context, who caller, ev *bridge.Event) error {
 	ctx := c.Request().Context()
 	res, err := h.take(ctx, who.pub.Name, []*bridge.Event{ev})
 	if err != nil {
