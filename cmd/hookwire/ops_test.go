@@ -102,7 +102,13 @@ func TestTrustedProxies(t *testing.T) {
 	if got[0] != 101 || got[1] != 101 || got[2] != 429 {
 		t.Errorf("behind a trusted proxy, clients .1, .2, .1: %v, want [101 101 429]", got)
 	}
-	if !strings.Contains(trusted.stderr.String(), `"remote_ip":"203.0.113.2"`) {
+	// An upgraded request is logged when its connection ends, which is after
+	// the client's close: wait for the line rather than race it.
+	logged := func() bool { return strings.Contains(trusted.stderr.String(), `"remote_ip":"203.0.113.2"`) }
+	for deadline := time.Now().Add(5 * time.Second); !logged() && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !logged() {
 		t.Errorf("the request log does not name the forwarded client IP:\n%s", trusted.stderr.String())
 	}
 	direct := serveInProcess(t, memEnv("HOOKWIRE_UPGRADE_RATE=1"))
