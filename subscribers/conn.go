@@ -19,7 +19,8 @@ import (
 
 // Named values of one connection's life.
 const (
-	writeWait  = 10 * time.Second       // budget of one write
+	writeStall = 10 * time.Second       // a write the socket takes nothing of for this long fails
+	writeLimit = 60 * time.Second       // and no write of queued frames takes longer
 	closeGrace = 2 * time.Second        // wait for the client's close reply
 	maxFrame   = 4 << 10                // largest client frame (contract: 4 KiB)
 	queueLen   = 256                    // outgoing frames a connection may have queued

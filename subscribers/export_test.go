@@ -1,6 +1,11 @@
 package subscribers
 
-import "github.com/hookwire/hookwire/auth"
+import (
+	"net"
+	"time"
+
+	"github.com/hookwire/hookwire/auth"
+)
 
 // ParseClientFrameForTest exposes the client-frame parser to the fuzzer.
 func ParseClientFrameForTest(b []byte) error {
@@ -18,4 +23,10 @@ func ParseChannelsForTest(claims auth.Claims, maxChannels int, list string) ([]s
 // OriginAllowedForTest exposes the Origin matcher to the fuzzer.
 func OriginAllowedForTest(allowed []string, origin string) bool {
 	return originAllowed(allowed, origin)
+}
+
+// WriteAllForTest writes bufs to nc as a connection's writer does, under
+// the given write budget.
+func WriteAllForTest(nc net.Conn, bufs [][]byte, stall, limit time.Duration) error {
+	return newWire(nc).writeAll(bufs, stall, limit)
 }

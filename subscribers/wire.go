@@ -102,16 +102,30 @@ func (w *wire) tryWrite(p []byte) (n int, err error) {
 	return n, err
 }
 
-// writeAll writes bufs, in one writev where the platform has it, waiting
-// until deadline at most; w.mu is held.
-func (w *wire) writeAll(bufs net.Buffers, deadline time.Time) error {
-	if err := w.Conn.SetWriteDeadline(deadline); err != nil {
-		return err
-	}
-	_, err := bufs.WriteTo(w.Conn)
+// writeAll writes bufs, in one writev where the platform has it; w.mu is
+// held. It fails when the socket takes nothing for stall, or when the
+// whole write outlasts limit: a client that reads, however slowly, is not
+// cut off in the middle of a long queue (which would lose the close frame
+// that tells it why), and one that trickles cannot hold the writer for
+// ever.
+func (w *wire) writeAll(bufs net.Buffers, stall, limit time.Duration) error {
 	// No deadline stays behind to refuse the next non-blocking write.
-	_ = w.Conn.SetWriteDeadline(time.Time{})
-	return err
+	defer w.Conn.SetWriteDeadline(time.Time{})
+	end := time.Now().Add(limit)
+	for {
+		deadline := time.Now().Add(stall)
+		if deadline.After(end) {
+			deadline = end
+		}
+		if err := w.Conn.SetWriteDeadline(deadline); err != nil {
+			return err
+		}
+		// WriteTo consumes bufs as the socket takes them.
+		n, err := bufs.WriteTo(w.Conn)
+		if err == nil || n == 0 || !errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(end) {
+			return err
+		}
+	}
 }
 
 // hijacker is the http.ResponseWriter gorilla upgrades: its Hijack hands

@@ -3,8 +3,11 @@ package subscribers_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -164,4 +167,102 @@ func BenchmarkBroadcastToSockets(b *testing.B) {
 			b.ReportMetric(float64(want)/b.Elapsed().Seconds(), "deliveries/s")
 		})
 	}
+}
+
+// loopbackPair returns both ends of a loopback TCP connection whose
+// server send buffer is small, so that a large write blocks soon. (A small
+// client receive buffer would stall the flow on TCP's zero-window probes,
+// 200 ms apart, which is not what this tests.)
+func loopbackPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server = <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	server.(*net.TCPConn).SetWriteBuffer(4096)
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+// A client that keeps reading, however slowly, is not cut off in the
+// middle of a long write: the write's budget is for making no progress
+// (the close frame of a slow consumer's 1013 follows such a write, and a
+// cut-off write would lose it). One that stops reading, or trickles past
+// the write's limit, is.
+func TestWriteBudgetIsForNoProgress(t *testing.T) {
+	payload := bytes.Repeat([]byte("x"), 4<<10)
+	bufs := func(n int) [][]byte {
+		var b [][]byte
+		for range n {
+			b = append(b, payload)
+		}
+		return b
+	}
+	// reader reads every interval until the connection ends, and counts.
+	reader := func(c net.Conn, interval time.Duration) *atomic.Int64 {
+		var n atomic.Int64
+		go func() {
+			buf := make([]byte, 4<<10)
+			for {
+				time.Sleep(interval)
+				k, err := c.Read(buf)
+				n.Add(int64(k))
+				if err != nil {
+					return
+				}
+			}
+		}()
+		return &n
+	}
+
+	t.Run("slow reader gets it all", func(t *testing.T) {
+		s, c := loopbackPair(t)
+		got := reader(c, 10*time.Millisecond)
+		// 1 MiB at ≤4 KiB per 10 ms takes seconds: far past the stall
+		// budget of 300 ms, which a single deadline would have hit.
+		start := time.Now()
+		if err := subscribers.WriteAllForTest(s, bufs(256), 300*time.Millisecond, 30*time.Second); err != nil {
+			t.Fatalf("write to a slow reader failed after %v: %v (%d bytes read)", time.Since(start), err, got.Load())
+		}
+		if took := time.Since(start); took < time.Second {
+			t.Logf("the reader was not slow (%v): the test proved less than it should", took)
+		}
+	})
+	t.Run("stopped reader fails after the stall budget", func(t *testing.T) {
+		s, _ := loopbackPair(t)
+		start := time.Now()
+		err := subscribers.WriteAllForTest(s, bufs(512), 200*time.Millisecond, 30*time.Second)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write to a client that never reads: %v, want a deadline error", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("write to a client that never reads took %v, want about 200ms", took)
+		}
+	})
+	t.Run("trickling reader fails at the limit", func(t *testing.T) {
+		s, c := loopbackPair(t)
+		reader(c, 50*time.Millisecond)
+		start := time.Now()
+		err := subscribers.WriteAllForTest(s, bufs(4096), 200*time.Millisecond, 500*time.Millisecond)
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("write to a trickling client: %v, want a deadline error", err)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("write to a trickling client took %v, want about its 500ms limit", took)
+		}
+	})
 }

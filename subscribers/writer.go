@@ -216,7 +216,7 @@ func (w *writer) answerClose(code int) {
 		payload = websocket.FormatCloseMessage(code, "")
 	}
 	w.wire.mu.Lock()
-	_ = w.wire.writeAll(net.Buffers{frame(opClose, payload)}, time.Now().Add(time.Second))
+	_ = w.wire.writeAll(net.Buffers{frame(opClose, payload)}, time.Second, time.Second)
 	w.wire.mu.Unlock()
 }
 
@@ -327,7 +327,7 @@ func (w *writer) loop(ownsWire bool) {
 	}
 }
 
-// writeAll writes frames in one writev, under one write deadline; wire.mu
+// writeAll writes frames in one writev, within the write budget; wire.mu
 // is held.
 func (w *writer) writeAll(frames []out) error {
 	if len(frames) == 0 {
@@ -337,7 +337,7 @@ func (w *writer) writeAll(frames []out) error {
 	for i, f := range frames {
 		bufs[i] = f.b
 	}
-	return w.wire.writeAll(bufs, time.Now().Add(writeWait))
+	return w.wire.writeAll(bufs, writeStall, writeLimit)
 }
 
 // claimClose reports whether the caller is the one to write a close frame.
@@ -363,7 +363,7 @@ func (w *writer) markStopped() {
 func (w *writer) writeCloseFrame(req closeRequest) {
 	b := frame(opClose, websocket.FormatCloseMessage(req.code, req.text))
 	w.wire.mu.Lock()
-	_ = w.wire.writeAll(net.Buffers{b}, time.Now().Add(writeWait))
+	_ = w.wire.writeAll(net.Buffers{b}, writeStall, writeStall)
 	w.wire.mu.Unlock()
 	_ = w.wire.SetReadDeadline(time.Now().Add(closeGrace))
 }
