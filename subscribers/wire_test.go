@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -169,10 +170,10 @@ func BenchmarkBroadcastToSockets(b *testing.B) {
 	}
 }
 
-// loopbackPair returns both ends of a loopback TCP connection whose
-// server send buffer is small, so that a large write blocks soon. (A small
-// client receive buffer would stall the flow on TCP's zero-window probes,
-// 200 ms apart, which is not what this tests.)
+// loopbackPair returns both ends of a loopback TCP connection with fixed,
+// small buffers (no autotuning), so that a write of a few hundred KiB
+// blocks until the client reads. The receive buffer stays well above a
+// segment: a tiny one stalls the flow on TCP's zero-window probes.
 func loopbackPair(t *testing.T) (server, client net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -193,7 +194,8 @@ func loopbackPair(t *testing.T) (server, client net.Conn) {
 	if server == nil {
 		t.Fatal("accept failed")
 	}
-	server.(*net.TCPConn).SetWriteBuffer(4096)
+	server.(*net.TCPConn).SetWriteBuffer(16 << 10)
+	client.(*net.TCPConn).SetReadBuffer(64 << 10)
 	t.Cleanup(func() { server.Close(); client.Close() })
 	return server, client
 }
@@ -204,22 +206,24 @@ func loopbackPair(t *testing.T) (server, client net.Conn) {
 // cut-off write would lose it). One that stops reading, or trickles past
 // the write's limit, is.
 func TestWriteBudgetIsForNoProgress(t *testing.T) {
-	payload := bytes.Repeat([]byte("x"), 4<<10)
-	bufs := func(n int) [][]byte {
+	const stall = time.Second
+	// 1 MiB, about 150 KiB of which the buffers hold: the rest goes out
+	// only as the client reads it, 16 KiB every 50 ms, so about 2.7 s
+	// (several stall budgets) with progress every 50 ms.
+	bufs := func() [][]byte {
 		var b [][]byte
-		for range n {
-			b = append(b, payload)
+		for range 64 {
+			b = append(b, bytes.Repeat([]byte("x"), 16<<10))
 		}
 		return b
 	}
-	// reader reads every interval until the connection ends, and counts.
-	reader := func(c net.Conn, interval time.Duration) *atomic.Int64 {
+	reader := func(c net.Conn) *atomic.Int64 {
 		var n atomic.Int64
 		go func() {
-			buf := make([]byte, 4<<10)
+			buf := make([]byte, 16<<10)
 			for {
-				time.Sleep(interval)
-				k, err := c.Read(buf)
+				time.Sleep(50 * time.Millisecond)
+				k, err := io.ReadFull(c, buf)
 				n.Add(int64(k))
 				if err != nil {
 					return
@@ -231,38 +235,36 @@ func TestWriteBudgetIsForNoProgress(t *testing.T) {
 
 	t.Run("slow reader gets it all", func(t *testing.T) {
 		s, c := loopbackPair(t)
-		got := reader(c, 10*time.Millisecond)
-		// 1 MiB at ≤4 KiB per 10 ms takes seconds: far past the stall
-		// budget of 300 ms, which a single deadline would have hit.
+		got := reader(c)
 		start := time.Now()
-		if err := subscribers.WriteAllForTest(s, bufs(256), 300*time.Millisecond, 30*time.Second); err != nil {
+		if err := subscribers.WriteAllForTest(s, bufs(), stall, time.Minute); err != nil {
 			t.Fatalf("write to a slow reader failed after %v: %v (%d bytes read)", time.Since(start), err, got.Load())
 		}
-		if took := time.Since(start); took < time.Second {
-			t.Logf("the reader was not slow (%v): the test proved less than it should", took)
+		if took := time.Since(start); took < 3*stall/2 {
+			t.Logf("the write took %v, less than the stall budget's 1.5x: the test proved less than it should", took)
 		}
 	})
 	t.Run("stopped reader fails after the stall budget", func(t *testing.T) {
 		s, _ := loopbackPair(t)
 		start := time.Now()
-		err := subscribers.WriteAllForTest(s, bufs(512), 200*time.Millisecond, 30*time.Second)
+		err := subscribers.WriteAllForTest(s, bufs(), 300*time.Millisecond, time.Minute)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("write to a client that never reads: %v, want a deadline error", err)
 		}
-		if took := time.Since(start); took > 5*time.Second {
-			t.Errorf("write to a client that never reads took %v, want about 200ms", took)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("write to a client that never reads took %v, want 300-600ms", took)
 		}
 	})
 	t.Run("trickling reader fails at the limit", func(t *testing.T) {
 		s, c := loopbackPair(t)
-		reader(c, 50*time.Millisecond)
+		reader(c)
 		start := time.Now()
-		err := subscribers.WriteAllForTest(s, bufs(4096), 200*time.Millisecond, 500*time.Millisecond)
+		err := subscribers.WriteAllForTest(s, bufs(), stall, 3*stall/2)
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("write to a trickling client: %v, want a deadline error", err)
 		}
-		if took := time.Since(start); took > 5*time.Second {
-			t.Errorf("write to a trickling client took %v, want about its 500ms limit", took)
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("write to a trickling client took %v, want about its 1.5s limit", took)
 		}
 	})
 }
