@@ -443,10 +443,11 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 	select {
 	case <-r.exited:
-	case <-time.After(5 * time.Second):
+	case <-time.After(8 * time.Second):
 		t.Fatal("replica did not exit within the drain timeout")
 	}
-	if d := time.Since(start); d > 4*time.Second {
+	// The budget is 3 s; the rest is slack for a loaded CI machine.
+	if d := time.Since(start); d > 6*time.Second {
 		t.Errorf("drain took %v, budget 3s", d)
 	}
 	if code := r.cmd.ProcessState.ExitCode(); code != 0 {
