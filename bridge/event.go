@@ -106,7 +106,7 @@ func (ev *Event) Validate() error {
 		return &ValidationError{"channel", "must match ^[A-Za-z0-9._:-]{1,128}$"}
 	}
 	for i, u := range ev.Users {
-		if !ValidUser(u) {
+		if !validUser(u) {
 			return &ValidationError{fmt.Sprintf("users[%d]", i), fmt.Sprintf("must be 1..%d bytes of UTF-8 without control characters", MaxUserLen)}
 		}
 	}
@@ -134,9 +134,9 @@ func channelByte(c byte) bool {
 		c == '.' || c == '_' || c == ':' || c == '-'
 }
 
-// ValidUser reports whether id is a valid user id: 1..128 bytes of UTF-8
+// validUser reports whether id is a valid user id: 1..128 bytes of UTF-8
 // without control characters.
-func ValidUser(id string) bool { return len(id) <= MaxUserLen && validText(id, MaxUserLen) }
+func validUser(id string) bool { return len(id) <= MaxUserLen && validText(id, MaxUserLen) }
 
 // validText: 1..max characters (runes) of valid UTF-8 with no control
 // characters.
