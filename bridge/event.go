@@ -196,26 +196,30 @@ type wireEvent struct {
 // Frame returns the event's WebSocket frame, encoded once however many
 // connections it is written to. The returned slice must not be modified.
 func (ev *Event) Frame() []byte {
-	ev.frameOnce.Do(func() {
-		data := ev.Data
-		if len(data) == 0 {
-			data = json.RawMessage("null")
-		}
-		var buf bytes.Buffer
-		buf.Grow(128 + len(data))
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(wireEvent{
-			Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
-			Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.FrameTime().UTC().Format(time.RFC3339Nano),
-			TraceParent: ev.Trace["traceparent"],
-		}); err != nil {
-			// Data was validated on ingest; this is a programming error.
-			panic(fmt.Errorf("%w: %v", errEncodeFrame, err))
-		}
-		ev.frame = bytes.TrimRight(buf.Bytes(), "\n")
-	})
+	ev.frameOnce.Do(func() { ev.frame = ev.FrameWith(ev.Data) })
 	return ev.frame
+}
+
+// FrameWith returns the event's frame with data in place of ev.Data,
+// encoded anew on every call: for a connection that gets the event in
+// another shape (subscribers' format=cloudevents).
+func (ev *Event) FrameWith(data json.RawMessage) []byte {
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	var buf bytes.Buffer
+	buf.Grow(128 + len(data))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(wireEvent{
+		Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
+		Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.FrameTime().UTC().Format(time.RFC3339Nano),
+		TraceParent: ev.Trace["traceparent"],
+	}); err != nil {
+		// Data was validated on ingest; this is a programming error.
+		panic(fmt.Errorf("%w: %v", errEncodeFrame, err))
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
 // Wire returns enc(ev.Frame()), computed once: the delivery layer's own
