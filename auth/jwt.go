@@ -206,10 +206,6 @@ func newParser(algs []string, opts VerifierOptions) *jwt.Parser {
 	return jwt.NewParser(popts...)
 }
 
-// Algorithms returns the alg values the Verifier accepts, for logs and
-// discovery documents.
-func (v *Verifier) Algorithms() []string { return slices.Clone(v.algs) }
-
 // VerifyContext checks token's signature and claims and returns its claims.
 // ctx bounds a JWKS lookup (an unknown kid can trigger a refresh). Every
 // error wraps ErrInvalidToken.

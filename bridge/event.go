@@ -106,7 +106,7 @@ func (ev *Event) Validate() error {
 		return &ValidationError{"channel", "must match ^[A-Za-z0-9._:-]{1,128}$"}
 	}
 	for i, u := range ev.Users {
-		if !ValidUser(u) {
+		if !validUser(u) {
 			return &ValidationError{fmt.Sprintf("users[%d]", i), fmt.Sprintf("must be 1..%d bytes of UTF-8 without control characters", MaxUserLen)}
 		}
 	}
@@ -134,9 +134,9 @@ func channelByte(c byte) bool {
 		c == '.' || c == '_' || c == ':' || c == '-'
 }
 
-// ValidUser reports whether id is a valid user id: 1..128 bytes of UTF-8
+// validUser reports whether id is a valid user id: 1..128 bytes of UTF-8
 // without control characters.
-func ValidUser(id string) bool { return len(id) <= MaxUserLen && validText(id, MaxUserLen) }
+func validUser(id string) bool { return len(id) <= MaxUserLen && validText(id, MaxUserLen) }
 
 // validText: 1..max characters (runes) of valid UTF-8 with no control
 // characters.
@@ -196,26 +196,30 @@ type wireEvent struct {
 // Frame returns the event's WebSocket frame, encoded once however many
 // connections it is written to. The returned slice must not be modified.
 func (ev *Event) Frame() []byte {
-	ev.frameOnce.Do(func() {
-		data := ev.Data
-		if len(data) == 0 {
-			data = json.RawMessage("null")
-		}
-		var buf bytes.Buffer
-		buf.Grow(128 + len(data))
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(wireEvent{
-			Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
-			Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.FrameTime().UTC().Format(time.RFC3339Nano),
-			TraceParent: ev.Trace["traceparent"],
-		}); err != nil {
-			// Data was validated on ingest; this is a programming error.
-			panic(fmt.Errorf("%w: %v", errEncodeFrame, err))
-		}
-		ev.frame = bytes.TrimRight(buf.Bytes(), "\n")
-	})
+	ev.frameOnce.Do(func() { ev.frame = ev.FrameWith(ev.Data) })
 	return ev.frame
+}
+
+// FrameWith returns the event's frame with data in place of ev.Data,
+// encoded anew on every call: for a connection that gets the event in
+// another shape (subscribers' format=cloudevents).
+func (ev *Event) FrameWith(data json.RawMessage) []byte {
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	var buf bytes.Buffer
+	buf.Grow(128 + len(data))
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(wireEvent{
+		Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type,
+		Channel: ev.Channel, Source: ev.Source, Data: data, Time: ev.FrameTime().UTC().Format(time.RFC3339Nano),
+		TraceParent: ev.Trace["traceparent"],
+	}); err != nil {
+		// Data was validated on ingest; this is a programming error.
+		panic(fmt.Errorf("%w: %v", errEncodeFrame, err))
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n")
 }
 
 // Wire returns enc(ev.Frame()), computed once: the delivery layer's own

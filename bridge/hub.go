@@ -317,10 +317,10 @@ func (h *Hub) Subscribe(ctx context.Context, req SubscribeRequest) (*Subscriptio
 	}
 	var err error
 	if req.Since.IsZero() {
-		err = s.releaseHeld(ctx, Cursor{}, nil, true)
+		err = s.releaseHeld(ctx, Cursor{}, nil, onSubscribe)
 	} else {
 		q := HistoryQuery{Since: req.Since, User: req.User, Channels: req.Channels}
-		err = s.replay(ctx, q, func(ev *Event) bool { return s.matches(ev) }, true)
+		err = s.replay(ctx, q, func(ev *Event) bool { return s.matches(ev) }, onSubscribe)
 	}
 	if err != nil {
 		s.Close()

@@ -104,10 +104,10 @@ func (s *Subscription) Join(ctx context.Context, channel string, since Cursor, r
 		registered()
 	}
 	if since.IsZero() {
-		return s.releaseHeld(ctx, Cursor{}, nil, false)
+		return s.releaseHeld(ctx, Cursor{}, nil, onJoin)
 	}
 	q := HistoryQuery{Since: since, User: s.user, Channels: []string{channel}}
-	return s.replay(ctx, q, func(ev *Event) bool { return ev.Channel == channel && s.matches(ev) }, false)
+	return s.replay(ctx, q, func(ev *Event) bool { return ev.Channel == channel && s.matches(ev) }, onJoin)
 }
 
 // Leave unsubscribes s from channel.
@@ -186,14 +186,26 @@ func (s *Subscription) reset() {
 	s.sink.Reset(ResetHistoryExpired)
 }
 
+// catchUp says which catch-up a replay or a release of held events is.
+type catchUp uint8
+
+const (
+	// onSubscribe: the whole subscription's; the floor the replay reached
+	// becomes the subscription's floor.
+	onSubscribe catchUp = iota
+	// onJoin: one joined channel's; only that channel's held events (want)
+	// are covered by the replay, and the subscription's floor stays.
+	onJoin
+)
+
 // replay sends the history selected by q and want, then releases the held
-// live events. With connect set, it also raises the subscription's floor.
-func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Event) bool, connect bool) error {
+// live events. onSubscribe, it also raises the subscription's floor.
+func (s *Subscription) replay(ctx context.Context, q HistoryQuery, want func(*Event) bool, kind catchUp) error {
 	floor, err := s.sendHistory(ctx, q, want)
 	if err != nil {
 		return err
 	}
-	return s.releaseHeld(ctx, floor, want, connect)
+	return s.releaseHeld(ctx, floor, want, kind)
 }
 
 // sendHistory sends the retained events selected by q and want, page by
@@ -262,9 +274,9 @@ func (s *Subscription) sendHistory(ctx context.Context, q HistoryQuery, want fun
 // none is left, and then lets live events through. Held events at or
 // before floor were sent by the replay (or processed by the client before
 // it resumed) and are dropped; want, when the replay was a Join's, limits
-// that to the joined channel's. With connect set, floor becomes the
+// that to the joined channel's (onJoin). onSubscribe, floor becomes the
 // subscription's floor.
-func (s *Subscription) releaseHeld(ctx context.Context, floor Cursor, want func(*Event) bool, connect bool) error {
+func (s *Subscription) releaseHeld(ctx context.Context, floor Cursor, want func(*Event) bool, kind catchUp) error {
 	for {
 		s.mu.Lock()
 		if s.closed {
@@ -275,7 +287,7 @@ func (s *Subscription) releaseHeld(ctx context.Context, floor Cursor, want func(
 		s.held = nil
 		if len(batch) == 0 {
 			s.holding = false
-			if connect {
+			if kind == onSubscribe {
 				s.floor, s.hasFloor = floor, !floor.IsZero()
 			}
 			s.mu.Unlock()
@@ -291,7 +303,7 @@ func (s *Subscription) releaseHeld(ctx context.Context, floor Cursor, want func(
 			}
 			// A Join replays one channel only, so other held events
 			// are kept.
-			if !floor.IsZero() && ev.Cursor.Epoch == floor.Epoch && !floor.Before(ev.Cursor) && (connect || want(ev)) {
+			if !floor.IsZero() && ev.Cursor.Epoch == floor.Epoch && !floor.Before(ev.Cursor) && (kind == onSubscribe || want(ev)) {
 				d.covered()
 				continue
 			}

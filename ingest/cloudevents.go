@@ -39,15 +39,16 @@ func ceProblem(err error) error {
 	return problem.Wrap(p, nil)
 }
 
-// admitCloudEvent is admit for a decoded CloudEvent: the hookwire event,
-// validated (errors name the CloudEvents attribute), scoped, prepared.
+// admitCloudEvent is admit for a decoded CloudEvent: the hookwire event
+// through admitDecoded, its validation errors naming the CloudEvents
+// attribute.
 func (h *Handler) admitCloudEvent(who caller, ce *cloudevent.Event) (*bridge.Event, error) {
 	ev := ce.Bridge()
 	ev.Source = ce.Source
-	if err := ev.Validate(); err != nil {
+	if err := admitDecoded(who, ev, func(err error) error {
 		var ve *bridge.ValidationError
 		if !errors.As(err, &ve) {
-			return nil, invalid(err)
+			return invalid(err)
 		}
 		attr, reason := ve.Field, ve.Reason
 		switch {
@@ -58,12 +59,10 @@ func (h *Handler) admitCloudEvent(who caller, ce *cloudevent.Event) (*bridge.Eve
 		case attr == "channel":
 			attr = cloudevent.AttrChannel
 		}
-		return nil, ceProblem(&cloudevent.Error{Status: http.StatusBadRequest, Attribute: attr, Reason: reason})
-	}
-	if err := scope(who, ev); err != nil {
+		return ceProblem(&cloudevent.Error{Status: http.StatusBadRequest, Attribute: attr, Reason: reason})
+	}); err != nil {
 		return nil, err
 	}
-	prepare(ev)
 	return ev, nil
 }
 

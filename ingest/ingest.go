@@ -297,11 +297,10 @@ func (h *Handler) answerBatch(c echo.Context, who caller, n int, admitOne func(i
 // alone is the batch index of an event posted on its own.
 const alone = -1
 
-// admit is the one step every posted event goes through, alone or in a
-// batch: decode (strictly; in a batch each event is at most maxBody bytes
-// of JSON), validate, check the caller's scope, and prepare (an id, users
-// deduplicated). index is the event's position in its batch, or alone. Its
-// errors are problems: 400, 403 or 413.
+// admit is the one step every posted JSON event goes through, alone or in
+// a batch: decode (strictly; in a batch each event is at most maxBody
+// bytes of JSON), then admitDecoded. index is the event's position in its
+// batch, or alone. Its errors are problems: 400, 403 or 413.
 func (h *Handler) admit(who caller, raw []byte, index int) (*bridge.Event, error) {
 	decode := decodeEvent
 	if index != alone {
@@ -311,20 +310,31 @@ func (h *Handler) admit(who caller, raw []byte, index int) (*bridge.Event, error
 		decode = decodeEventUTF8 // decodeBatch checked UTF-8
 	}
 	ev, err := decode(raw)
-	if err == nil {
-		if ev.ID == "" && who.webhookID != "" {
-			ev.ID = webhookEventID(who.webhookID, index)
-		}
-		err = ev.Validate()
-	}
 	if err != nil {
 		return nil, invalid(err)
 	}
-	if err := scope(who, ev); err != nil {
+	if ev.ID == "" && who.webhookID != "" {
+		ev.ID = webhookEventID(who.webhookID, index)
+	}
+	if err := admitDecoded(who, ev, invalid); err != nil {
 		return nil, err
 	}
-	prepare(ev)
 	return ev, nil
+}
+
+// admitDecoded is what every event goes through once decoded, whichever
+// route decoded it (JSON, CloudEvents, a webhook source): validate, check
+// who's scope (403), and prepare (an id, users deduplicated). shape turns
+// a validation error into the route's 400 problem.
+func admitDecoded(who caller, ev *bridge.Event, shape func(error) error) error {
+	if err := ev.Validate(); err != nil {
+		return shape(err)
+	}
+	if err := scope(who, ev); err != nil {
+		return err
+	}
+	prepare(ev)
+	return nil
 }
 
 // take spends publisher's rate for evs and appends them.
@@ -346,13 +356,7 @@ func (h *Handler) take(ctx context.Context, publisher string, evs []*bridge.Even
 func (h *Handler) Accept(ctx context.Context, pub auth.Publisher, evs []*bridge.Event) ([]bridge.AppendResult, error) {
 	who := caller{pub: pub}
 	for i, ev := range evs {
-		err := ev.Validate()
-		if err != nil {
-			err = invalid(err)
-		} else {
-			err = scope(who, ev)
-		}
-		if err != nil {
+		if err := admitDecoded(who, ev, invalid); err != nil {
 			if len(evs) > 1 {
 				var pe *problem.Error
 				if errors.As(err, &pe) {
@@ -363,7 +367,6 @@ func (h *Handler) Accept(ctx context.Context, pub auth.Publisher, evs []*bridge.
 			h.tel.reject(ctx, p)
 			return nil, err
 		}
-		prepare(ev)
 	}
 	if len(evs) == 0 {
 		return nil, nil

@@ -1,10 +1,7 @@
 package subscribers
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/ingest/cloudevent"
@@ -37,33 +34,10 @@ func parseFormat(f string) (cloudEvents bool, err error) {
 	return false, fmt.Errorf("unknown format %q: want cloudevents or none", f)
 }
 
-// ceEventFrame is an event frame whose data is a structured CloudEvent.
-type ceEventFrame struct {
-	Type        string          `json:"type"`
-	ID          string          `json:"id"`
-	Cursor      string          `json:"cursor"`
-	Event       string          `json:"event"`
-	Channel     string          `json:"channel,omitempty"`
-	Source      string          `json:"source,omitempty"`
-	Data        json.RawMessage `json:"data"`
-	Time        string          `json:"time"`
-	TraceParent string          `json:"traceparent,omitempty"`
-}
-
 // cloudEventWire is ev's event frame with a structured CloudEvent as data,
 // framed for the socket.
 func cloudEventWire(ev *bridge.Event) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ceEventFrame{
-		Type: "event", ID: ev.ID, Cursor: ev.Cursor.String(), Event: ev.Type, Channel: ev.Channel, Source: ev.Source,
-		Data: cloudevent.Encode(ev, ev.Source), Time: ev.Time.UTC().Format(time.RFC3339Nano), TraceParent: ev.Trace["traceparent"],
-	}); err != nil {
-		// Data was validated on ingest; this is a programming error.
-		panic(err)
-	}
-	return textFrame(bytes.TrimRight(buf.Bytes(), "\n"))
+	return textFrame(ev.FrameWith(cloudevent.Encode(ev, ev.Source)))
 }
 
 // eventWire is the socket bytes of ev for c: the shared frame, or the

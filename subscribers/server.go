@@ -191,7 +191,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.release(claims.Subject)
 		return // Upgrade answered the client.
 	}
-	s.serve(r.Context(), ws, wr.wire, claims, channels, since, cloudEvents) // releases the user's place when it ends
+	s.serve(r.Context(), upgraded{ // releases the user's place when it ends
+		ws: ws, wire: wr.wire, claims: claims, channels: channels, since: since, cloudEvents: cloudEvents,
+	})
 }
 
 // reserve counts one more connection for user, unless it has too many.
@@ -302,16 +304,26 @@ func writeProblem(w http.ResponseWriter, _ *http.Request, status int, detail str
 	problem.Write(w, p)
 }
 
+// upgraded is one connection ServeHTTP checked and upgraded.
+type upgraded struct {
+	ws          *websocket.Conn
+	wire        *wire
+	claims      auth.Claims
+	channels    []string      // to subscribe to at once
+	since       bridge.Cursor // zero: from the broker's head
+	cloudEvents bool          // format=cloudevents
+}
+
 // serve starts one upgraded connection and returns: the connection runs on
 // its reader goroutine, so the HTTP handler's deep stack is not kept for
 // the connection's life.
-func (s *Server) serve(ctx context.Context, ws *websocket.Conn, wire *wire, claims auth.Claims, channels []string, since bridge.Cursor, cloudEvents bool) {
-	id := rand.Text()[:12]
+func (s *Server) serve(ctx context.Context, u upgraded) {
+	channels, since := u.channels, u.since
 	c := &conn{
-		ws: ws, wire: wire, id: id, claims: claims, srv: s,
-		user: claims.Subject, cloudEvents: cloudEvents,
+		ws: u.ws, wire: u.wire, id: rand.Text()[:12], claims: u.claims, srv: s,
+		user: u.claims.Subject, cloudEvents: u.cloudEvents,
 	}
-	c.wr = newWriter(wire, c)
+	c.wr = newWriter(u.wire, c)
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)

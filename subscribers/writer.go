@@ -53,6 +53,18 @@ const (
 	dropQueued
 )
 
+// wireHand says who holds wire.mu when the writer goroutine starts.
+type wireHand uint8
+
+const (
+	// wireFree: nobody; the goroutine locks wire.mu before it writes.
+	wireFree wireHand = iota
+	// wireHandedOver: the starter holds wire.mu (an inline write found the
+	// socket full) and hands it to the goroutine, which writes the rest of
+	// that frame first.
+	wireHandedOver
+)
+
 // closeRequest is a close frame the writer is asked to send.
 type closeRequest struct {
 	code int // non-zero once the connection is being closed
@@ -122,7 +134,7 @@ func (w *writer) push(f out, class frameClass) bool {
 			// The socket is full: the goroutine takes the wire over,
 			// still locked, and writes the rest first.
 			w.queue = append(w.queue, out{b: f.b[n:], d: f.d, partial: n > 0})
-			w.startLocked(true)
+			w.startLocked(wireHandedOver)
 			w.mu.Unlock()
 			return true
 		}
@@ -136,7 +148,7 @@ func (w *writer) push(f out, class frameClass) bool {
 		return true
 	}
 	w.queue = append(w.queue, f)
-	w.startLocked(false)
+	w.startLocked(wireFree)
 	w.mu.Unlock()
 	return true
 }
@@ -174,7 +186,7 @@ func (w *writer) closeWith(req closeRequest) {
 		if req.mode == dropQueued {
 			w.queue, dropped = unstarted(w.queue)
 		}
-		w.startLocked(false)
+		w.startLocked(wireFree)
 	}
 	signal(w.room)
 	w.mu.Unlock()
@@ -231,18 +243,19 @@ func (w *writer) fail(frames []out, err error) {
 	_ = w.wire.Close()
 }
 
-// startLocked starts the writer goroutine unless one runs; ownsWire
-// hands it wire.mu, held. w.mu is held.
-func (w *writer) startLocked(ownsWire bool) {
+// startLocked starts the writer goroutine unless one runs; with
+// wireHandedOver it hands it wire.mu, held (or unlocks it when no
+// goroutine starts). w.mu is held.
+func (w *writer) startLocked(hand wireHand) {
 	if w.running || w.closeSent {
-		if ownsWire {
+		if hand == wireHandedOver {
 			w.wire.mu.Unlock()
 		}
 		return
 	}
 	w.running = true
 	w.goroutine.Add(1)
-	go w.loop(ownsWire)
+	go w.loop(hand)
 }
 
 // take hands the queued frames to the goroutine, with the close request if
@@ -279,11 +292,13 @@ func (w *writer) giveBack(frames []out) {
 
 // loop is the writer goroutine: it writes what is queued until the queue
 // is empty, then exits; it sends the close frame when a close was
-// requested. Only one runs at a time (push starts it). With ownsWire it
-// starts holding wire.mu, with a partly written frame first in the queue.
-// A failed write closes the socket, which ends the reader.
-func (w *writer) loop(ownsWire bool) {
+// requested. Only one runs at a time (push starts it). With
+// wireHandedOver it starts holding wire.mu, with a partly written frame
+// first in the queue. A failed write closes the socket, which ends the
+// reader.
+func (w *writer) loop(hand wireHand) {
 	defer w.goroutine.Done()
+	ownsWire := hand == wireHandedOver
 	release := func() {
 		if ownsWire {
 			w.wire.mu.Unlock()

@@ -60,7 +60,7 @@ func TestSmoke(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
 			if err := run(ctx, append(c.args, common...), &stdout, &stderr); err != nil {
 				t.Fatalf("run: %v\n%s", err, stderr.String())

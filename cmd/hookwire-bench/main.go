@@ -108,7 +108,9 @@ type config struct {
 	params    map[string]any
 }
 
-func parseFlags(args []string, stderr io.Writer) (*config, error) {
+// parseFlags parses a scenario and its flags; ctx bounds the resolution of
+// --url's host.
+func parseFlags(ctx context.Context, args []string, stderr io.Writer) (*config, error) {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
 			fmt.Fprint(stderr, usage)
@@ -242,7 +244,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: --url %q: want http://host:port", errUsage, rawURL)
 	}
-	c.target, err = resolveLoopback(context.Background(), u)
+	c.target, err = resolveLoopback(ctx, u)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +343,7 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 
 // run is the whole tool: main without the process.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(ctx, args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"math"
 	"net/url"
@@ -13,7 +12,7 @@ import (
 func TestLoopbackOnly(t *testing.T) {
 	for _, u := range []string{"http://127.0.0.1:8080", "http://127.1.2.3:1", "http://[::1]:8080", "http://localhost:8080", "https://127.0.0.1"} {
 		pu, _ := url.Parse(u)
-		tg, err := resolveLoopback(context.Background(), pu)
+		tg, err := resolveLoopback(t.Context(), pu)
 		if err != nil {
 			t.Errorf("%s refused: %v", u, err)
 			continue
@@ -23,19 +22,19 @@ func TestLoopbackOnly(t *testing.T) {
 				t.Errorf("%s pinned to %s", u, ip)
 			}
 		}
-		if _, err := tg.dial(context.Background(), "tcp", "example.com:80"); err == nil || !strings.Contains(err.Error(), "refusing") {
+		if _, err := tg.dial(t.Context(), "tcp", "example.com:80"); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%s: dial to another address = %v, want refusal", u, err)
 		}
 	}
 	for _, u := range []string{"http://10.0.0.1:8080", "http://0.0.0.0:8080", "http://[::ffff:10.1.1.1]:80", "http://192.168.1.10", "http://[::]:80", "http://[fe80::1]:80"} {
 		pu, _ := url.Parse(u)
-		if _, err := resolveLoopback(context.Background(), pu); err == nil || !strings.Contains(err.Error(), "refusing") {
+		if _, err := resolveLoopback(t.Context(), pu); err == nil || !strings.Contains(err.Error(), "refusing") {
 			t.Errorf("%s: err = %v, want refusal", u, err)
 		}
 	}
 	// The whole tool refuses before doing anything.
 	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"ingest", "--url", "http://10.0.0.1:8080", "--api-key", "k", "--duration", "1s"}, &out, &errb)
+	err := run(t.Context(), []string{"ingest", "--url", "http://10.0.0.1:8080", "--api-key", "k", "--duration", "1s"}, &out, &errb)
 	if err == nil || out.Len() != 0 {
 		t.Fatalf("run against 10.0.0.1 = %v, stdout %q", err, out.String())
 	}
@@ -56,14 +55,14 @@ func TestFlagCaps(t *testing.T) {
 		{},
 	} {
 		var out, errb bytes.Buffer
-		err := run(context.Background(), append(args, base...), &out, &errb)
+		err := run(t.Context(), append(args, base...), &out, &errb)
 		if !errors.Is(err, errUsage) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)
 		}
 	}
 	// Missing credentials.
 	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"personal", "--url", "http://127.0.0.1:1"}, &out, &errb); !errors.Is(err, errUsage) {
+	if err := run(t.Context(), []string{"personal", "--url", "http://127.0.0.1:1"}, &out, &errb); !errors.Is(err, errUsage) {
 		t.Errorf("personal without credentials: %v", err)
 	}
 }

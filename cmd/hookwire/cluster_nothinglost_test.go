@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
 	"sort"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,32 +54,10 @@ func TestClusterNothingLost(t *testing.T) {
 		t.Skip("long")
 	}
 	cl := redistest.StartCluster(t, 3, 0)
-	var reps []*replica
-	var bases []string
-	for i := range 3 {
-		r := startReplica(t, prodEnv(cl.Nodes[i].URL()))
-		reps = append(reps, r)
-		bases = append(bases, r.base)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	us := users(40)
-	cs := startCounters(ctx, t, &wg, 120, us, bases, true)
-	var killed atomic.Bool
-	alive := func() []string {
-		if killed.Load() {
-			return []string{bases[0], bases[2]}
-		}
-		return bases
-	}
-	l := &ledger{}
-	pubDone := make(chan struct{})
-	go func() { publish(ctx, t, l, alive, us, 400, 5, 4*time.Millisecond); close(pubDone) }()
-	time.Sleep(1 * time.Second)
-	reps[1].signal(syscall.SIGKILL)
-	killed.Store(true)
-	<-pubDone
+	l, cs := killRun{
+		redisURLs:   [3]string{cl.Nodes[0].URL(), cl.Nodes[1].URL(), cl.Nodes[2].URL()},
+		subscribers: 120, users: 40, events: 400, gap: 4 * time.Millisecond, killAfter: time.Second,
+	}.run(t)
 	tt := partitionOrder(l, cs, check(l, cs, 30*time.Second, nil))
 	t.Logf("cluster, replica killed: %v", tt)
 	if !tt.exact() || tt.resets != 0 {

@@ -1,8 +1,8 @@
 package main
 
-// End-to-end tests of a bridge on a Redis Cluster: real replicas (the
-// hookwire binary) on a real 3-primary cluster on loopback, started by
-// internal/redistest.
+// End-to-end tests of a bridge on a Redis Cluster: real replicas (serve
+// in-process, or the hookwire binary where a test kills one) on a real
+// 3-primary cluster on loopback, started by internal/redistest.
 
 import (
 	"fmt"
@@ -16,6 +16,7 @@ import (
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/bridge/redisstream"
 	"github.com/hookwire/hookwire/internal/redistest"
+	"github.com/hookwire/hookwire/internal/syncbuf"
 )
 
 // partitionKeys maps users and channels to the stream key of their
@@ -67,8 +68,8 @@ func sameSet(a, b []string) bool {
 // refuses to start.
 func TestClusterTwoReplicas(t *testing.T) {
 	cl := redistest.StartCluster(t, 3, 0)
-	a := startReplica(t, prodEnv(cl.Nodes[1].URL()))
-	b := startReplica(t, prodEnv(cl.URL()))
+	a := serveInProcess(t, prodEnv(cl.Nodes[1].URL())).asReplica(t)
+	b := serveInProcess(t, prodEnv(cl.URL())).asReplica(t)
 	for _, r := range []*replica{a, b} {
 		if log := r.stderr.String(); !strings.Contains(log, `"broker":"redis-cluster"`) || !strings.Contains(log, `"partitions":16`) {
 			t.Fatalf("startup log does not say redis-cluster with 16 partitions:\n%s", log)
@@ -205,10 +206,15 @@ func TestClusterTwoReplicas(t *testing.T) {
 	})
 
 	t.Run("another partition count refuses to start", func(t *testing.T) {
-		cmd := command(replicaEnv(append(prodEnv(cl.URL()), "HOOKWIRE_PARTITIONS=8")...), "serve", "--listen", "127.0.0.1:0")
-		out, err := cmd.CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "HOOKWIRE_PARTITIONS=8") || !strings.Contains(string(out), "holds 16") {
-			t.Errorf("serve with 8 partitions: %v\n%s", err, out)
+		// serve's error is what main prints before exiting 1.
+		env := append(prodEnv(cl.URL()), "HOOKWIRE_PARTITIONS=8")
+		var log syncbuf.Buffer
+		cfg, err := parseServe([]string{"--listen", "127.0.0.1:0"}, envGetenv(env), &log)
+		if err == nil {
+			err = serve(t.Context(), cfg, &log, &log, func(string) { t.Error("serve with 8 partitions listens") })
+		}
+		if err == nil || !strings.Contains(err.Error(), "HOOKWIRE_PARTITIONS=8") || !strings.Contains(err.Error(), "holds 16") {
+			t.Errorf("serve with 8 partitions: %v\n%s", err, log.String())
 		}
 	})
 }

@@ -351,27 +351,35 @@ func users(n int) []string {
 	return u
 }
 
-// TestNothingLostWhenAReplicaDies: three replicas, 200 subscribers, a
-// steady publish stream; one replica is SIGKILLed midway. Every accepted
-// event reaches every matching subscriber exactly once, in order.
-func TestNothingLostWhenAReplicaDies(t *testing.T) {
-	if testing.Short() {
-		t.Skip("long")
-	}
-	rs := redistest.Start(t)
+// killRun is a run of three replicas, subscribers spread over them and a
+// steady publish stream, in which the second replica is SIGKILLed midway.
+type killRun struct {
+	redisURLs   [3]string // the broker URL of each replica
+	subscribers int
+	users       int
+	events      int           // posted by 5 publishers, to random users
+	gap         time.Duration // between a publisher's posts
+	killAfter   time.Duration // from the first post to the kill
+}
+
+// run starts the replicas, the counters and the publishers, kills the
+// second replica after killAfter (publishers then post to the other two
+// only) and returns once every event is posted. The counters run until
+// the test ends.
+func (k killRun) run(t *testing.T) (*ledger, []*counter) {
+	t.Helper()
 	var reps []*replica
 	var bases []string
-	for range 3 {
-		r := startReplica(t, prodEnv(rs.URL()))
+	for _, u := range k.redisURLs {
+		r := startReplica(t, prodEnv(u)) // a process: the test SIGKILLs it
 		reps = append(reps, r)
 		bases = append(bases, r.base)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	us := users(50)
-	cs := startCounters(ctx, t, &wg, 200, us, bases, true)
-
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	us := users(k.users)
+	cs := startCounters(ctx, t, &wg, k.subscribers, us, bases, true)
 	var killed atomic.Bool
 	alive := func() []string {
 		if killed.Load() {
@@ -381,11 +389,26 @@ func TestNothingLostWhenAReplicaDies(t *testing.T) {
 	}
 	l := &ledger{}
 	pubDone := make(chan struct{})
-	go func() { publish(ctx, t, l, alive, us, 600, 5, 5*time.Millisecond); close(pubDone) }()
-	time.Sleep(1500 * time.Millisecond)
+	go func() { publish(ctx, t, l, alive, us, k.events, 5, k.gap); close(pubDone) }()
+	time.Sleep(k.killAfter)
 	reps[1].signal(syscall.SIGKILL)
 	killed.Store(true)
 	<-pubDone
+	return l, cs
+}
+
+// TestNothingLostWhenAReplicaDies: three replicas, 200 subscribers, a
+// steady publish stream; one replica is SIGKILLed midway. Every accepted
+// event reaches every matching subscriber exactly once, in order.
+func TestNothingLostWhenAReplicaDies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	rs := redistest.Start(t)
+	l, cs := killRun{
+		redisURLs:   [3]string{rs.URL(), rs.URL(), rs.URL()},
+		subscribers: 200, users: 50, events: 600, gap: 5 * time.Millisecond, killAfter: 1500 * time.Millisecond,
+	}.run(t)
 	tt := check(l, cs, 30*time.Second, nil)
 	t.Logf("replica killed: %v", tt)
 	if !tt.exact() || tt.resets != 0 {

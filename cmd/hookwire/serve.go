@@ -44,7 +44,6 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	if cfg.anyOrigin() {
 		logger.Warn(`HOOKWIRE_ALLOWED_ORIGINS has "*": pages of any web site may connect with a token they hold`)
 	}
-
 	tel, err := otel.Setup(ctx, otel.Options{Getenv: cfg.getenv})
 	if err != nil {
 		return err
@@ -57,63 +56,15 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	defer closeStream()
 
 	// life lasts until the replica has stopped, past ctx: it owns the
-	// JWKS refresh, the key-file watch and the hub.
+	// JWKS refresh, the file watches and the hub.
 	life, endLife := context.WithCancel(context.WithoutCancel(ctx))
 	g := new(errgroup.Group) // every goroutine of the replica
 	defer func() { endLife(); g.Wait() }()
-	verifier, err := newVerifier(life, cfg, logger)
+	p, err := newParts(life, g, cfg, logger, tel, st)
 	if err != nil {
 		return err
 	}
-	keys, watchKeys, err := newKeys(cfg, logger)
-	if err != nil {
-		return err
-	}
-	g.Go(func() error { watchKeys(life); return nil })
-	var webhooks *auth.WebhookVerifier
-	if cfg.WebhookSecret != "" {
-		if webhooks, err = auth.NewWebhookVerifier(strings.FieldsFunc(cfg.WebhookSecret, func(r rune) bool { return r == ',' || r == ' ' }), auth.WebhookOptions{}); err != nil {
-			return fmt.Errorf("HOOKWIRE_WEBHOOK_SECRET: %w", err)
-		}
-	}
-
-	// One draining state for the replica: the upgrade handler and /readyz
-	// read it; it turns on the instant the signal arrives.
-	draining := new(drain.State)
-	var hotTP trace.TracerProvider // nil: the hot paths skip span bookkeeping when traces are off
-	if tel.TracesEnabled() {
-		hotTP = tel.TracerProvider()
-	}
-	mp, prop := tel.MeterProvider(), tel.Propagator()
-	hub := bridge.NewHub(st, bridge.HubOptions{
-		Logger: logger, TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
-	})
-	subs := subscribers.New(hub, verifier, subscribers.Options{
-		Logger:          logger,
-		AllowedOrigins:  cfg.AllowedOrigins,
-		PingInterval:    cfg.PingInterval,
-		MaxChannels:     cfg.MaxChannels,
-		MaxConnsPerUser: cfg.MaxConnsPerUser,
-		FrameRate:       cfg.FrameRate,
-		Head:            st.Head,
-		MeterProvider:   mp,
-		Drain:           draining,
-	})
-	if err := subs.ObserveConnections(mp); err != nil {
-		return err
-	}
-	srcs, watchSources, err := newSources(cfg, logger, mp)
-	if err != nil {
-		return err
-	}
-	g.Go(func() error { watchSources(life); return nil })
-	ih := ingest.New(st, keys, ingest.Options{
-		Sources: srcs,
-		Logger:  logger, MaxBody: cfg.MaxBody, MaxBatchBody: cfg.MaxBatchBody,
-		Webhooks: webhooks, PublishRate: cfg.PublishRate,
-		TracerProvider: hotTP, Propagator: prop, MeterProvider: mp, Destination: cfg.Stream,
-	})
-	handler, err := routes(cfg, logger, tel, ih, subs, st, draining)
+	handler, err := routes(cfg, logger, p)
 	if err != nil {
 		return err
 	}
@@ -142,18 +93,18 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 		return nil
 	})
 	g.Go(func() error {
-		if err := hub.Run(life, st); !errors.Is(err, context.Canceled) {
+		if err := p.hub.Run(life, st); !errors.Is(err, context.Canceled) {
 			return err
 		}
 		return nil
 	})
 
 	<-ctx.Done()
-	draining.Begin()
-	logger.Info("draining", "timeout", cfg.DrainTimeout, "connections", subs.Count())
+	p.draining.Begin()
+	logger.Info("draining", "timeout", cfg.DrainTimeout, "connections", p.subs.Count())
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.DrainTimeout)
 	defer cancel()
-	serr := drainReplica(dctx, cfg, logger, subs, srv)
+	serr := drainReplica(dctx, cfg, logger, p.subs, srv)
 	endLife()
 	// Closing the broker client ends the reader's blocking read now
 	// rather than at its next timeout.
@@ -162,6 +113,86 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer, listening 
 	terr := tel.Shutdown(dctx)
 	logger.Info("stopped")
 	return errors.Join(serr, werr, terr)
+}
+
+// parts are the pieces of one replica that routes mounts and serve runs
+// and drains.
+type parts struct {
+	tel      *otel.Telemetry
+	stream   stream
+	hub      *bridge.Hub
+	subs     *subscribers.Server
+	ingest   *ingest.Handler
+	draining *drain.State // one for the replica: the upgrade handler and /readyz read it; it turns on the instant the signal arrives
+}
+
+// newParts builds the replica's parts on st: the credentials, the hub, the
+// WebSocket server and the ingest handler. The JWKS refresh lasts until
+// life ends; the watches of the key and sources files run in g.
+func newParts(life context.Context, g *errgroup.Group, cfg config, logger *slog.Logger, tel *otel.Telemetry, st stream) (*parts, error) {
+	verifier, err := newVerifier(life, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	keys, watchKeys, err := newKeys(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	g.Go(func() error { watchKeys(life); return nil })
+	webhooks, err := newWebhooks(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mp := tel.MeterProvider()
+	srcs, watchSources, err := newSources(cfg, logger, mp)
+	if err != nil {
+		return nil, err
+	}
+	g.Go(func() error { watchSources(life); return nil })
+
+	var hotTP trace.TracerProvider // nil: the hot paths skip span bookkeeping when traces are off
+	if tel.TracesEnabled() {
+		hotTP = tel.TracerProvider()
+	}
+	p := &parts{tel: tel, stream: st, draining: new(drain.State)}
+	p.hub = bridge.NewHub(st, bridge.HubOptions{
+		Logger: logger, TracerProvider: hotTP, Propagator: tel.Propagator(), MeterProvider: mp, Destination: cfg.Stream,
+	})
+	p.subs = subscribers.New(p.hub, verifier, subscribers.Options{
+		Logger:          logger,
+		AllowedOrigins:  cfg.AllowedOrigins,
+		PingInterval:    cfg.PingInterval,
+		MaxChannels:     cfg.MaxChannels,
+		MaxConnsPerUser: cfg.MaxConnsPerUser,
+		FrameRate:       cfg.FrameRate,
+		Head:            st.Head,
+		MeterProvider:   mp,
+		Drain:           p.draining,
+	})
+	if err := p.subs.ObserveConnections(mp); err != nil {
+		return nil, err
+	}
+	p.ingest = ingest.New(st, keys, ingest.Options{
+		Sources: srcs,
+		Logger:  logger, MaxBody: cfg.MaxBody, MaxBatchBody: cfg.MaxBatchBody,
+		Webhooks: webhooks, PublishRate: cfg.PublishRate,
+		TracerProvider: hotTP, Propagator: tel.Propagator(), MeterProvider: mp, Destination: cfg.Stream,
+	})
+	return p, nil
+}
+
+// newWebhooks returns the verifier of HOOKWIRE_WEBHOOK_SECRET's secrets
+// (comma or space separated), or nil when none is configured.
+func newWebhooks(cfg config) (*auth.WebhookVerifier, error) {
+	if cfg.WebhookSecret == "" {
+		return nil, nil
+	}
+	secrets := strings.FieldsFunc(cfg.WebhookSecret, func(r rune) bool { return r == ',' || r == ' ' })
+	v, err := auth.NewWebhookVerifier(secrets, auth.WebhookOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("HOOKWIRE_WEBHOOK_SECRET: %w", err)
+	}
+	return v, nil
 }
 
 // drainReplica spends the drain budget of ctx, the replica already marked
@@ -199,22 +230,23 @@ func openStream(ctx context.Context, cfg config, tel *otel.Telemetry, logger *sl
 
 // routes builds the replica's HTTP handler: ingest, the WebSocket
 // endpoint, the probes, the metrics and, with --dev, the demo page.
-func routes(cfg config, logger *slog.Logger, tel *otel.Telemetry, ih *ingest.Handler, subs *subscribers.Server, st stream, draining *drain.State) (http.Handler, error) {
+func routes(cfg config, logger *slog.Logger, p *parts) (http.Handler, error) {
+	tel := p.tel
 	e := edge.New(logger)
-	ih.Register(e)
+	p.ingest.Register(e)
 	var err error
 	if e.IPExtractor, err = ipExtractor(cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
-	e.GET("/v1/ws", echo.WrapHandler(subs), upgradeLimit(cfg.UpgradeRate))
+	e.GET("/v1/ws", echo.WrapHandler(p.subs), upgradeLimit(cfg.UpgradeRate))
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", func(c echo.Context) error {
-		if draining.Draining() {
+		if p.draining.Draining() {
 			return c.String(http.StatusServiceUnavailable, "draining\n")
 		}
 		rctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
-		if err := st.Ready(rctx); err != nil {
+		if err := p.stream.Ready(rctx); err != nil {
 			return c.String(http.StatusServiceUnavailable, "broker unavailable\n")
 		}
 		return c.String(http.StatusOK, "ready\n")

@@ -24,24 +24,31 @@ type inProcess struct {
 	stdout *syncbuf.Buffer
 	stderr *syncbuf.Buffer
 	stop   context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when serve has returned
+	err    error         // serve's error, once done is closed
 }
 
-// serveInProcess parses args and env like `hookwire serve` (nothing is
-// read from the process environment) and runs the replica until the test
-// ends.
+// serveInProcess parses args and env like `hookwire serve` and runs the
+// replica until the test ends. Nothing is read from the process
+// environment, except by the OpenTelemetry SDK, whose exporters read
+// OTEL_* from it: those of env are also set there for the test (t.Setenv,
+// so such a test cannot be parallel). Everything the replica logs is in
+// stderr.
 func serveInProcess(t *testing.T, env []string, args ...string) *inProcess {
 	t.Helper()
 	vars := map[string]string{}
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
+		if strings.HasPrefix(k, "OTEL_") {
+			t.Setenv(k, v)
+		}
 	}
 	if vars["HOOKWIRE_DRAIN_TIMEOUT"] == "" {
 		vars["HOOKWIRE_DRAIN_TIMEOUT"] = "500ms" // the cleanup drains: keep it short
 	}
 	getenv := func(k string) string { return vars[k] }
-	p := &inProcess{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
+	p := &inProcess{stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, done: make(chan struct{})}
 	cfg, err := parseServe(append([]string{"--listen", "127.0.0.1:0"}, args...), getenv, p.stderr)
 	if err != nil {
 		t.Fatalf("serve %v: %v", args, err)
@@ -49,28 +56,40 @@ func serveInProcess(t *testing.T, env []string, args ...string) *inProcess {
 	ctx, stop := context.WithCancel(t.Context())
 	p.stop = stop
 	addr := make(chan string, 1)
-	go func() { p.done <- serve(ctx, cfg, p.stdout, p.stderr, func(a string) { addr <- a }) }()
+	go func() {
+		defer close(p.done)
+		p.err = serve(ctx, cfg, p.stdout, p.stderr, func(a string) { addr <- a })
+	}()
 	select {
 	case a := <-addr:
 		p.base = "http://" + a
-	case err := <-p.done:
+	case <-p.done:
 		stop()
-		t.Fatalf("serve ended: %v\n%s", err, p.stderr.String())
+		t.Fatalf("serve ended: %v\n%s", p.err, p.stderr.String())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("serve did not listen:\n%s", p.stderr.String())
 	}
 	t.Cleanup(func() {
-		stop()
-		select {
-		case <-p.done:
-		case <-time.After(15 * time.Second):
-			t.Error("serve did not return within 15s of its context's end")
-		}
+		p.shutdown(t)
 		if t.Failed() {
 			t.Logf("replica %s stderr:\n%s", p.base, p.stderr.String())
 		}
 	})
 	return p
+}
+
+// shutdown ends p's context, as SIGTERM does for a process, and waits for
+// serve to drain and return (at most 15 s), returning its error.
+func (p *inProcess) shutdown(t *testing.T) error {
+	t.Helper()
+	p.stop()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(15 * time.Second):
+		t.Error("serve did not return within 15s of its context's end")
+		return nil
+	}
 }
 
 // asReplica returns p as a *replica, for the helpers written for one
@@ -184,9 +203,12 @@ func TestRateLimitsOffByDefault(t *testing.T) {
 	}
 }
 
-func memEnvGetenv() func(string) string {
+func memEnvGetenv() func(string) string { return envGetenv(memEnv()) }
+
+// envGetenv returns a getenv that reads only env's KEY=value entries.
+func envGetenv(env []string) func(string) string {
 	vars := map[string]string{}
-	for _, kv := range memEnv() {
+	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		vars[k] = v
 	}

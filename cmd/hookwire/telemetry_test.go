@@ -93,8 +93,8 @@ func TestOneTracePerEvent(t *testing.T) {
 		"OTEL_BSP_SCHEDULE_DELAY=50",
 		"OTEL_SERVICE_NAME=hookwire-test",
 	)
-	a := startReplica(t, env)
-	b := startReplica(t, env)
+	a := serveInProcess(t, env).asReplica(t)
+	b := serveInProcess(t, env).asReplica(t)
 	onA := a.connect(t, "token="+subToken(t, "42"))
 	onB := b.connect(t, "token="+subToken(t, "42"))
 
@@ -178,7 +178,7 @@ func TestOneTracePerEvent(t *testing.T) {
 // traffic.
 func TestMetricsMoveWithTraffic(t *testing.T) {
 	rs := redistest.Start(t)
-	r := startReplica(t, prodEnv(rs.URL()))
+	r := serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
 	s := r.connect(t, "token="+subToken(t, "42"))
 	// A fresh connection replays from the broker's head after its welcome
 	// (subscribers.Server.subscribe): an event accepted before that read
@@ -262,10 +262,13 @@ func grepHookwire(text string) string {
 }
 
 // TestLogsHoldNoSecrets greps a full run's logs for the key, the JWT
-// secret, a token and event data.
+// secret, a token and event data. The replica runs in-process: what it
+// logs is all slog writes to its stderr (go-redis's own lines are muted
+// as in main).
 func TestLogsHoldNoSecrets(t *testing.T) {
 	rs := redistest.Start(t)
-	r := startReplica(t, append(prodEnv(rs.URL()), "HOOKWIRE_LOG_LEVEL=debug"))
+	p := serveInProcess(t, append(prodEnv(rs.URL()), "HOOKWIRE_LOG_LEVEL=debug"))
+	r := p.asReplica(t)
 	tok := subToken(t, "42", "prices.*")
 	s := r.connect(t, "token="+tok+"&channels=prices.EURUSD")
 	const secretData = "s3cr3t-balance-9876"
@@ -277,9 +280,13 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 	http.Get(r.base + "/v1/ws?token=" + tok + "x")
 	s.send(t, `{"op":"subscribe","channel":"news","ref":"`+secretData+`"}`)
 	s.next(t)
-	r.signal(15) // SIGTERM: the drain lines too
-	<-r.exited
-	logs := r.stderr.String()
+	if err := p.shutdown(t); err != nil { // as SIGTERM: the drain lines too
+		t.Errorf("serve: %v", err)
+	}
+	logs := p.stderr.String()
+	if !strings.Contains(logs, `"msg":"stopped"`) {
+		t.Fatalf("the drain's logs missing; got:\n%s", logs)
+	}
 	if !strings.Contains(logs, "event accepted") {
 		t.Fatalf("debug logs missing; got:\n%s", logs)
 	}
