@@ -49,7 +49,7 @@ var (
 // TestCloudEventsIn: structured, binary and batch CloudEvents are
 // delivered with their source; (source, id) is the idempotency key.
 func TestCloudEventsIn(t *testing.T) {
-	r := serveInProcess(t, ceEnv()).asReplica(t)
+	r := serveWarm(t, ceEnv())
 	sub := r.connect(t, "token="+subToken(t, "42", "alerts")+"&channels=alerts")
 
 	ev := `{"specversion":"1.0","id":"A-1","source":"https://billing.example.com","type":"balance.updated","hookwireusers":"42","time":"2026-04-05T17:31:00Z","data":{"balance":"10.00"}}`
@@ -111,7 +111,7 @@ func TestCloudEventsIn(t *testing.T) {
 
 // TestCloudEventsErrors: every refusal of §7, as problem+json.
 func TestCloudEventsErrors(t *testing.T) {
-	r := serveInProcess(t, ceEnv()).asReplica(t)
+	r := serveWarm(t, ceEnv())
 	good := map[string]any{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "hookwireusers": "42"}
 	with := func(k string, v any) string {
 		m := map[string]any{}
@@ -180,7 +180,7 @@ func TestCloudEventsErrors(t *testing.T) {
 // TestCloudEventsOut: a subscriber with format=cloudevents gets each
 // event's data as a structured CloudEvent.
 func TestCloudEventsOut(t *testing.T) {
-	r := serveInProcess(t, ceEnv()).asReplica(t)
+	r := serveWarm(t, ceEnv())
 	plain := r.connect(t, "token="+subToken(t, "42"))
 	ce := r.connect(t, "token="+subToken(t, "42")+"&format=cloudevents")
 	code, m := r.post(t, testAPIKey, `{"type":"balance.updated","users":["42"],"data":{"balance":"10.00"}}`)

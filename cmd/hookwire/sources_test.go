@@ -299,7 +299,7 @@ func events(t *testing.T, m map[string]any) []map[string]any {
 // timestamp) a stale or future one are 401 and deliver nothing.
 func TestSourcesEveryScheme(t *testing.T) {
 	_, env := sourcesEnv(t, t.TempDir(), sourcesYAML)
-	r := serveInProcess(t, env).asReplica(t)
+	r := serveWarm(t, env)
 	sub := r.connect(t, "token="+subToken(t, "42"))
 	now := time.Now()
 	for i, sc := range srcSchemes() {
@@ -365,7 +365,7 @@ func TestSourcesEveryScheme(t *testing.T) {
 // limit.
 func TestSourcesRules(t *testing.T) {
 	_, env := sourcesEnv(t, t.TempDir(), sourcesYAML)
-	r := serveInProcess(t, env).asReplica(t)
+	r := serveWarm(t, env)
 	user := r.connect(t, "token="+subToken(t, "42"))
 	other := r.connect(t, "token="+subToken(t, "7", "accounts.*")+"&channels=accounts.cus_1")
 	stripe := srcSchemes()[0]
@@ -525,7 +525,7 @@ func TestSourcesReload(t *testing.T) {
 		t.Helper()
 		writeAtomic(t, path, strings.ReplaceAll(yaml, "SHOPIFY_FILE", shopifyFile(dir)))
 	}
-	r := serveInProcess(t, env).asReplica(t)
+	r := serveWarm(t, env)
 	user := r.connect(t, "token="+subToken(t, "42"))
 	stripe := srcSchemes()[0]
 	post := func(n int) map[string]any {
@@ -641,7 +641,7 @@ func (r *replica) dryVerified(t *testing.T, name string, h http.Header, body str
 func TestSourcesRotation(t *testing.T) {
 	dir := t.TempDir()
 	path, env := sourcesEnv(t, dir, sourcesYAML)
-	r := serveInProcess(t, env).asReplica(t)
+	r := serveWarm(t, env)
 	user := r.connect(t, "token="+subToken(t, "42"))
 	post := func(t *testing.T, sc srcScheme, secret string, n int) (int, map[string]any) {
 		t.Helper()
@@ -710,8 +710,8 @@ func TestSourcesRedeliveryOtherReplica(t *testing.T) {
 	rs := redistest.Start(t)
 	_, env := sourcesEnv(t, t.TempDir(), sourcesYAML)
 	env = append(env, "HOOKWIRE_REDIS_URL="+rs.URL())
-	a := serveInProcess(t, env).asReplica(t)
-	b := serveInProcess(t, env).asReplica(t)
+	a := serveWarm(t, env)
+	b := serveWarm(t, env)
 	subs := []*subscriber{a.connect(t, "token="+subToken(t, "42")), b.connect(t, "token="+subToken(t, "42"))}
 	now := time.Now()
 	want := map[string]bool{} // the event ids user 42 must get
@@ -759,7 +759,7 @@ func TestSourcesRedeliveryOtherReplica(t *testing.T) {
 func TestSourcesRateLimited(t *testing.T) {
 	_, env := sourcesEnv(t, t.TempDir(), sourcesYAML)
 	// 0.5 events/s, bursts of 1: a token comes back every 2 s.
-	r := serveInProcess(t, append(env, "HOOKWIRE_PUBLISH_RATE=0.5")).asReplica(t)
+	r := serveWarm(t, append(env, "HOOKWIRE_PUBLISH_RATE=0.5"))
 	user := r.connect(t, "token="+subToken(t, "42"))
 	scs := srcSchemes()
 	gh, shop := scs[1], scs[2]
@@ -801,7 +801,7 @@ func TestSourcesBrokerDown(t *testing.T) {
 	// its stream, so the replica resumes instead of resetting.
 	rs := redistest.Start(t, redistest.WithAppendOnly())
 	_, env := sourcesEnv(t, t.TempDir(), sourcesYAML)
-	r := serveInProcess(t, append(env, "HOOKWIRE_REDIS_URL="+rs.URL())).asReplica(t)
+	r := serveWarm(t, append(env, "HOOKWIRE_REDIS_URL="+rs.URL()))
 	gh := srcSchemes()[1]
 	body := gh.body(1)
 	if code, m, _ := r.postSource(t, "github", gh.sign(gh.secret, body, time.Now(), 1), body); code != http.StatusAccepted {
@@ -837,4 +837,43 @@ func TestSourcesBrokerDown(t *testing.T) {
 		t.Fatalf("the retry once Redis is back: %d %v, want 202", code, m)
 	}
 	user.expect(t, map[string]any{"event": "repo.pushed", "id": events(t, m)[0]["id"]})
+}
+
+// serveWarm is serveInProcess(t, env, args...).asReplica(t) once the
+// replica's hub reads its stream. serve starts the hub's reader (hub.Run,
+// which tails the stream from where it is when it starts) after it
+// listens, so an event accepted in the replica's first moments can miss a
+// socket already welcomed; in-process, where the test sees the address at
+// once, the tests hit that window (2 of 12 CloudEvents runs under load).
+// Until serve closes it, the tests wait it out: a throwaway subscriber
+// gets a warm-up event addressed to nobody else.
+func serveWarm(t *testing.T, env []string, args ...string) *replica {
+	t.Helper()
+	r := serveInProcess(t, env, args...).asReplica(t)
+	s := r.connect(t, "token="+subToken(t, "hookwire-warmup"))
+	defer s.ws.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for n := 1; time.Now().Before(deadline); n++ {
+		code, m := r.post(t, testAPIKey, `{"type":"warmup","users":["hookwire-warmup"]}`)
+		switch code {
+		case http.StatusAccepted:
+		case http.StatusTooManyRequests: // a test's HOOKWIRE_PUBLISH_RATE
+			time.Sleep(time.Second)
+			continue
+		default:
+			t.Fatalf("warm-up event: %d %v", code, m)
+		}
+		select {
+		case f := <-s.frames:
+			if f["type"] == "event" {
+				if n > 1 {
+					t.Logf("the replica delivered warm-up event %d, not the first", n)
+				}
+				return r
+			}
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	t.Fatal("the replica delivered no warm-up event within 30s")
+	return nil
 }
