@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"unicode/utf8"
 
 	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/internal/jsonobj"
 )
 
 // MaxBatch is the most events one POST /v1/events/batch may carry.
@@ -147,51 +147,24 @@ func decodeBatch(body []byte) ([]json.RawMessage, error) {
 	return events, nil
 }
 
-// decodeObject reads one JSON object from dec and then the end of input. It
-// calls member for each member name with dec positioned before the value,
-// which member must consume.
+// decodeObject reads one JSON object from dec and then the end of input
+// (jsonobj.Walk), calling member for each member name with dec positioned
+// before the value, which member must consume. Its own errors are body
+// errors.
 func decodeObject(dec *json.Decoder, member func(name string) error) error {
-	tok, err := dec.Token()
-	if err == io.EOF {
-		return bodyError("the body is empty")
+	err := jsonobj.Walk(dec, member)
+	var je *jsonobj.Error
+	if !errors.As(err, &je) {
+		return err
 	}
-	if err != nil {
-		return syntaxError(err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if je.Kind == jsonobj.NotObject {
 		return bodyError("the body must be a JSON object")
 	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return syntaxError(err)
-		}
-		// Inside an object, More and Token yield a string key or an error.
-		name, _ := tok.(string)
-		if err := member(name); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing '}'
-		return syntaxError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return bodyError("unexpected data after the JSON object")
-	}
-	return nil
+	return bodyError(je.Reason)
 }
 
 // syntaxError describes a malformed body without echoing it.
-func syntaxError(err error) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return bodyError(fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, se.Error()))
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return bodyError("malformed JSON: unexpected end of body")
-	}
-	return bodyError("malformed JSON")
-}
+func syntaxError(err error) error { return bodyError(jsonobj.Syntax(err).Reason) }
 
 // stringValue returns the JSON string raw, which must not be null.
 func stringValue(field string, raw json.RawMessage) (string, error) {
@@ -228,17 +201,7 @@ func stringsValue(field string, raw json.RawMessage) ([]string, error) {
 }
 
 // fieldName bounds a client-chosen member name echoed in an error.
-func fieldName(name string) string {
-	const max = 64
-	if len(name) <= max {
-		return name
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(name[cut]) {
-		cut--
-	}
-	return name[:cut] + "…"
-}
+func fieldName(name string) string { return jsonobj.Bound(name, 64) }
 
 // dedupeUsers removes repeated user ids from ev.Users, keeping the first
 // occurrence of each in order.

@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/hookwire/hookwire/auth"
 	"github.com/hookwire/hookwire/internal/edge"
+	"github.com/hookwire/hookwire/internal/jsonobj"
 	"github.com/hookwire/hookwire/problem"
 	"github.com/hookwire/hookwire/sources"
 )
@@ -55,7 +55,7 @@ func (s *sourceRoutes) lookup(c echo.Context) (*sources.Source, error) {
 	}
 	src, ok := s.reg.Lookup(name)
 	if !ok {
-		return nil, problem.Wrap(problem.NotFound.New(fmt.Sprintf("no webhook source %q is configured (HOOKWIRE_SOURCES_FILE)", bound(name, 64))), nil)
+		return nil, problem.Wrap(problem.NotFound.New(fmt.Sprintf("no webhook source %q is configured (HOOKWIRE_SOURCES_FILE)", jsonobj.Bound(name, 64))), nil)
 	}
 	return src, nil
 }
@@ -151,16 +151,4 @@ func readRawBody(c echo.Context, limit int64) ([]byte, error) {
 		return nil, problem.Wrap(problem.UnsupportedMediaType.New("content codings are not supported; send the body uncompressed"), nil)
 	}
 	return readLimited(c, limit)
-}
-
-// bound shortens client text echoed in an answer to max bytes.
-func bound(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -19,7 +20,7 @@ sources:
     verify: {scheme: github, secret_env: GH}
     rules:
       - type: '"repo.pushed"'
-        users: '[body.sender.login]'
+        users: '[has(body.payload) ? body.payload.sender.login : body.sender.login]'
 `
 
 func ghSigned(body string) *http.Request {
@@ -78,5 +79,30 @@ func TestSourceInvalidEventIsIgnored(t *testing.T) {
 	e.ServeHTTP(w, ghSigned(`{"sender":{"login":"`+strings.Repeat("x", 200)+`"}}`))
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ignored":true`) || len(s.appended()) != 0 {
 		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+}
+
+// A form-encoded webhook (GitHub's "application/x-www-form-urlencoded"
+// content type: payload=<JSON>) is verified over its raw bytes and then
+// read as a form; the same bytes sent as JSON are a 400.
+func TestSourceFormBody(t *testing.T) {
+	s := &fakeStream{}
+	e, _ := newTestEcho(t, s, Options{Sources: ghSources(t)})
+	body := "payload=" + url.QueryEscape(`{"sender":{"login":"42"}}`)
+	r := ghSigned(body)
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, r)
+	if w.Code != http.StatusAccepted || len(s.appended()) != 1 {
+		t.Fatalf("form: %d %s", w.Code, w.Body)
+	}
+	// The rule reads the payload object; the default data is the form as JSON.
+	if ev := s.appended()[0][0]; len(ev.Users) != 1 || ev.Users[0] != "42" || string(ev.Data) != `{"payload":{"sender":{"login":"42"}}}` {
+		t.Errorf("event %+v data %s", ev, ev.Data)
+	}
+	w = httptest.NewRecorder()
+	e.ServeHTTP(w, ghSigned(body))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "application/x-www-form-urlencoded") {
+		t.Errorf("form bytes as JSON: %d %s", w.Code, w.Body)
 	}
 }

@@ -13,8 +13,11 @@
 //	evs, ruleErrs := src.Events(ctx, d)        // len(evs) == 0 → 200 ignored
 //
 // and src.DryRun for POST /v1/sources/<name>/test. The raw body is verified
-// byte for byte before it is parsed; signatures are compared in constant
-// time. Rules are compiled and type-checked once and evaluated with a cost
+// byte for byte before it is parsed: as JSON, or, when the request's
+// Content-Type is application/x-www-form-urlencoded (Slack's slash
+// commands and interactivity, GitHub's form content type), as an object
+// of the form's fields whose payload field, when it holds a JSON object,
+// is that object. Signatures are compared in constant time. Rules are compiled and type-checked once and evaluated with a cost
 // limit; they cannot do I/O. A rule that fails on one payload is skipped,
 // counted and reported, never a panic.
 //

@@ -7,6 +7,7 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"math"
 	"net/http"
@@ -185,5 +186,26 @@ func FuzzEvents(f *testing.F) {
 			}
 		}
 		_ = src.DryRun(nil, body, time.Now())
+	})
+}
+
+// FuzzForm: any form body parses without a panic into an object whose
+// JSON is the data, or is refused with an error that does not quote it.
+func FuzzForm(f *testing.F) {
+	for _, s := range []string{slashCommand, blockActions("U1"), "", "a=%zz", "a=1;b=2", "payload=%7B%22a%22%3A1%7D", "payload=%7B", "a=%ff", "&&=&=="} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		parsed, data, err := parseForm(body)
+		if err != nil {
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("data %q is not a JSON object: %v", data, err)
+		}
+		if len(m) != len(parsed) {
+			t.Fatalf("data has %d fields, parsed %d", len(m), len(parsed))
+		}
 	})
 }

@@ -258,14 +258,17 @@ type Delivery struct {
 	// Challenge is set for a verified Slack url_verification request,
 	// which the edge answers 200 with it instead of running the rules.
 	Challenge string
-	body      []byte
-	parsed    any
-	headers   map[string]string
+	// data is the default data of the events: the raw body when it is
+	// JSON, the JSON of the parsed form otherwise.
+	data    []byte
+	parsed  any
+	headers map[string]string
 }
 
-// ErrBody is matched (errors.Is) when a verified webhook's body is not a
-// JSON value the rules can read: the edge answers 400.
-var ErrBody = errors.New("webhook body is not JSON")
+// ErrBody is matched (errors.Is) when a verified webhook's body is
+// neither a JSON value nor, sent as a form, a well-formed form the rules
+// can read: the edge answers 400.
+var ErrBody = errors.New("webhook body is not JSON or a form")
 
 type bodyError struct{ reason string }
 
@@ -273,10 +276,12 @@ func (e *bodyError) Error() string        { return e.reason }
 func (e *bodyError) Is(target error) bool { return target == ErrBody }
 
 // Verify checks a webhook's signature over body, the raw request body,
-// byte for byte, before anything parses it, and then decodes the body.
-// now is the clock for timestamped schemes. Errors match ErrUnverified
-// (answer 401) or ErrBody (400). It counts the webhook in the source's
-// metrics; ctx is the request's, for them.
+// byte for byte, before anything parses it, and then decodes the body:
+// as JSON, or as a form when header's Content-Type is
+// application/x-www-form-urlencoded (parseForm). now is the clock for
+// timestamped schemes. Errors match ErrUnverified (answer 401) or ErrBody
+// (400). It counts the webhook in the source's metrics; ctx is the
+// request's, for them.
 func (s *Source) Verify(ctx context.Context, header http.Header, body []byte, now time.Time) (Delivery, error) {
 	s.tel.received.Add(ctx, 1, s.tel.src(s.name))
 	d, err := s.verify(header, body, now)
@@ -301,21 +306,32 @@ func (s *Source) verify(header http.Header, body []byte, now time.Time) (Deliver
 
 // delivery parses a (verified) webhook for the rules.
 func (s *Source) delivery(header http.Header, body []byte, id string) (Delivery, error) {
-	if !utf8.Valid(body) {
-		return Delivery{}, &bodyError{"the body must be UTF-8 JSON"}
+	d := Delivery{ID: id, headers: lowerHeaders(header)}
+	form := isForm(header)
+	if form {
+		parsed, data, err := parseForm(body)
+		if err != nil {
+			return Delivery{}, &bodyError{err.Error()}
+		}
+		d.parsed, d.data = parsed, data
+	} else {
+		if !utf8.Valid(body) {
+			return Delivery{}, &bodyError{"the body must be UTF-8 JSON (or a form, sent as application/x-www-form-urlencoded)"}
+		}
+		parsed, err := parseBody(body)
+		if err != nil {
+			return Delivery{}, &bodyError{err.Error() + " (a form must be sent as application/x-www-form-urlencoded)"}
+		}
+		d.parsed, d.data = parsed, body
 	}
-	parsed, err := parseBody(body)
-	if err != nil {
-		return Delivery{}, &bodyError{err.Error()}
-	}
-	d := Delivery{ID: id, body: body, parsed: parsed, headers: lowerHeaders(header)}
-	obj, _ := parsed.(map[string]any)
+	obj, _ := d.parsed.(map[string]any)
 	switch s.vf.scheme {
 	case SchemeStripe:
 		d.ID = stringField(obj, "id")
 	case SchemeSlack:
 		d.ID = stringField(obj, "event_id")
-		if t, _ := obj["type"].(string); t == "url_verification" {
+		// Slack sends url_verification as JSON only.
+		if t, _ := obj["type"].(string); t == "url_verification" && !form {
 			c, _ := obj["challenge"].(string)
 			if c == "" {
 				return Delivery{}, &bodyError{"a url_verification body without a challenge"}
@@ -436,7 +452,7 @@ func (r *rule) event(source string, d Delivery, vars map[string]any) (ev *bridge
 			return nil, false, err
 		}
 	} else {
-		ev.Data = bytes.Clone(d.body)
+		ev.Data = bytes.Clone(d.data)
 	}
 	id := d.ID
 	if r.id != nil {

@@ -11,7 +11,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// ceEnv is a replica's environment for the CloudEvents tests.
+// ceEnv is the environment of the CloudEvents tests' replica, run in the
+// test process (serveInProcess): they only talk HTTP and WebSocket to it.
 func ceEnv() []string {
 	return []string{"HOOKWIRE_API_KEYS=" + testAPIKey, "HOOKWIRE_JWT_SECRET=" + testSecret}
 }
@@ -48,7 +49,7 @@ var (
 // TestCloudEventsIn: structured, binary and batch CloudEvents are
 // delivered with their source; (source, id) is the idempotency key.
 func TestCloudEventsIn(t *testing.T) {
-	r := startReplica(t, ceEnv())
+	r := serveWarm(t, ceEnv())
 	sub := r.connect(t, "token="+subToken(t, "42", "alerts")+"&channels=alerts")
 
 	ev := `{"specversion":"1.0","id":"A-1","source":"https://billing.example.com","type":"balance.updated","hookwireusers":"42","time":"2026-04-05T17:31:00Z","data":{"balance":"10.00"}}`
@@ -110,7 +111,7 @@ func TestCloudEventsIn(t *testing.T) {
 
 // TestCloudEventsErrors: every refusal of §7, as problem+json.
 func TestCloudEventsErrors(t *testing.T) {
-	r := startReplica(t, ceEnv())
+	r := serveWarm(t, ceEnv())
 	good := map[string]any{"specversion": "1.0", "id": "1", "source": "/s", "type": "t", "hookwireusers": "42"}
 	with := func(k string, v any) string {
 		m := map[string]any{}
@@ -179,7 +180,7 @@ func TestCloudEventsErrors(t *testing.T) {
 // TestCloudEventsOut: a subscriber with format=cloudevents gets each
 // event's data as a structured CloudEvent.
 func TestCloudEventsOut(t *testing.T) {
-	r := startReplica(t, ceEnv())
+	r := serveWarm(t, ceEnv())
 	plain := r.connect(t, "token="+subToken(t, "42"))
 	ce := r.connect(t, "token="+subToken(t, "42")+"&format=cloudevents")
 	code, m := r.post(t, testAPIKey, `{"type":"balance.updated","users":["42"],"data":{"balance":"10.00"}}`)

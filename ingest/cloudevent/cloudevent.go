@@ -39,6 +39,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hookwire/hookwire/bridge"
+	"github.com/hookwire/hookwire/internal/jsonobj"
 )
 
 // Media types of the HTTP binding.
@@ -321,20 +322,9 @@ func validText(s string, max int) bool {
 }
 
 // attrName and attrValue bound client text echoed in errors.
-func attrName(s string) string { return bound(s, 32) }
+func attrName(s string) string { return jsonobj.Bound(s, 32) }
 
-func attrValue(s string) string { return bound(s, 16) }
-
-func bound(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func attrValue(s string) string { return jsonobj.Bound(s, 16) }
 
 // jsonContentType reports whether a datacontenttype is JSON:
 // application/json, text/json or any */*+json.
@@ -532,45 +522,20 @@ func DecodeBatch(body []byte) ([]json.RawMessage, error) {
 	return raws, nil
 }
 
-// decodeObject reads one JSON object from dec and then the end of input,
-// calling member for each member name with dec before its value.
+// decodeObject reads one JSON object from dec and then the end of input
+// (jsonobj.Walk), calling member for each member name with dec before its
+// value. Its own errors are 400s for the event as a whole.
 func decodeObject(dec *json.Decoder, member func(name string) error) error {
-	tok, err := dec.Token()
-	if err == io.EOF {
-		return badEvent("the body is empty")
+	err := jsonobj.Walk(dec, member)
+	var je *jsonobj.Error
+	if !errors.As(err, &je) {
+		return err
 	}
-	if err != nil {
-		return syntaxError(err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if je.Kind == jsonobj.NotObject {
 		return badEvent("a CloudEvent is a JSON object")
 	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return syntaxError(err)
-		}
-		name, _ := tok.(string)
-		if err := member(name); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != nil {
-		return syntaxError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badEvent("unexpected data after the JSON object")
-	}
-	return nil
+	return badEvent("%s", je.Reason)
 }
 
-func syntaxError(err error) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return badEvent("malformed JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return badEvent("malformed JSON: unexpected end of body")
-	}
-	return badEvent("malformed JSON")
-}
+// syntaxError describes malformed JSON without echoing it.
+func syntaxError(err error) error { return badEvent("%s", jsonobj.Syntax(err).Reason) }
