@@ -636,7 +636,11 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 	check(l, cs, 30*time.Second, nil)
 	before := latencies(l, cs, "a")
 
-	// The slow one never reads: its socket buffers fill, then its queue.
+	// The slow one reads one frame a second: its socket buffers fill, then
+	// its queue. Reading a little keeps the write its full socket blocked
+	// making progress, so that the server does not drop it as stalled
+	// (10 s without progress, no close frame) before its queue overflows,
+	// however long the batches take on a loaded machine.
 	u := "ws" + strings.TrimPrefix(r.base, "http") + "/v1/ws?token=" + subToken(t, "slowpoke", "prices.*") + "&channels=" + lossChannel
 	// A small receive buffer set before connecting keeps the TCP window,
 	// and so what the kernels buffer for it, small.
@@ -649,30 +653,30 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sws.Close()
+	var fast atomic.Bool
+	slowEnd := make(chan error, 1)
+	go func() {
+		sws.SetReadDeadline(time.Now().Add(3 * time.Minute))
+		var err error
+		for err == nil {
+			if !fast.Load() {
+				time.Sleep(time.Second)
+			}
+			_, _, err = sws.ReadMessage()
+		}
+		slowEnd <- err
+	}()
 	batches := 0
-	// 300 events a batch: more than its queue (256) in one go, so its
-	// queue overflows (1013) soon after its socket fills. The write its
-	// full socket blocked fails only after 10 s without progress: once the
-	// slow one reads again, that write ends and the close frame follows,
-	// however long the machine took to get here (a budget for the whole
-	// write cut it off on a loaded CI machine, and the close frame with it).
+	// 300 events a batch: more than its queue (256) in one go.
 	for ; batches < 10 && slowCloses(t, r) == 0; batches++ {
 		publishBatches(t, l, r.base, fmt.Sprintf("b%02d", batches), 1, 300, 12<<10)
 	}
 	if slowCloses(t, r) == 0 {
 		t.Fatalf("no slow-consumer close after %d batches", batches)
 	}
-	// The slow one reads again at once: what was written before the close,
-	// then the close frame, which waits for room in its socket.
-	slowEnd := make(chan error, 1)
-	go func() {
-		sws.SetReadDeadline(time.Now().Add(30 * time.Second))
-		var err error
-		for err == nil {
-			_, _, err = sws.ReadMessage()
-		}
-		slowEnd <- err
-	}()
+	// The slow one reads at full speed now: what was written before the
+	// close, then the close frame, which waits for room in its socket.
+	fast.Store(true)
 	tt := check(l, cs, 30*time.Second, nil)
 	after := latencies(l, cs, "b")
 	_ = after
