@@ -88,6 +88,11 @@ type Hub struct {
 	mu     sync.RWMutex
 	byUser map[string]subSet
 	byChan map[string]subSet
+
+	// tailing is closed when Run's stream is positioned (its first
+	// batch): from then on every appended event reaches the hub.
+	tailing     chan struct{}
+	tailingOnce sync.Once
 }
 
 // subSet is the subscriptions of one index key. A key with a single one
@@ -144,6 +149,7 @@ func NewHub(h historian, opts HubOptions) *Hub {
 		resets:      resets,
 		byUser:      make(map[string]subSet),
 		byChan:      make(map[string]subSet),
+		tailing:     make(chan struct{}),
 	}
 }
 
@@ -155,8 +161,18 @@ type tailer interface {
 // Run reads t and fans every event out until ctx is cancelled. It must be
 // called once.
 func (h *Hub) Run(ctx context.Context, t tailer) error {
-	return t.Tail(ctx, func(b Batch) { h.Publish(ctx, b) })
+	return t.Tail(ctx, func(b Batch) {
+		// Tail's first batch says it is positioned (bridge.Stream).
+		h.tailingOnce.Do(func() { close(h.tailing) })
+		h.Publish(ctx, b)
+	})
 }
+
+// Tailing is closed once Run's stream is positioned: every event appended
+// from then on is fanned out. Until then a subscriber welcomed from the
+// head could miss the events appended between its welcome and the
+// stream's first read, so the edge lets no subscriber in before it.
+func (h *Hub) Tailing() <-chan struct{} { return h.tailing }
 
 // Publish fans a batch out to the matching subscriptions. It never blocks
 // on a subscriber. Run calls it; tests may call it directly. ctx is the

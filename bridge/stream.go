@@ -29,7 +29,11 @@ type Stream interface {
 	Append(ctx context.Context, evs []*Event) ([]AppendResult, error)
 
 	// Tail calls fn with every event appended after the call began, in
-	// cursor order, in batches, until ctx is cancelled. It rides out broker
+	// cursor order, in batches, until ctx is cancelled. Its first call of
+	// fn is an empty batch, made once Tail is positioned: every event
+	// appended after that call began is delivered, so a caller that must
+	// not miss events (the hub, before it lets subscribers in) waits for
+	// it. It rides out broker
 	// outages, continuing from its own position. When the broker's history
 	// was lost (a new epoch), fn gets a batch with Reset set before any
 	// event of the new epoch. fn runs on Tail's goroutine and must not

@@ -60,7 +60,16 @@ type Options struct {
 	// upgrading is closed with 1001. Nil means a State of the Server's
 	// own, begun by Drain.
 	Drain *drain.State
+	// Tailing, when set, is closed once the replica reads the stream
+	// (bridge.Hub.Tailing). Until then an upgrade waits for it, up to
+	// tailingWait, and then gets 503: a connection welcomed before the
+	// replica reads the stream could miss the events in between.
+	Tailing <-chan struct{}
 }
+
+// tailingWait bounds how long an upgrade waits for a starting replica to
+// read its stream.
+const tailingWait = 5 * time.Second
 
 // Server serves GET /v1/ws. It is safe for concurrent use.
 type Server struct {
@@ -136,6 +145,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this node is draining; connect to another")
 		return
 	}
+	if !s.tailing(r.Context()) {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r, http.StatusServiceUnavailable, "this node is starting: it does not read the stream yet; retry")
+		return
+	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
 		writeProblem(w, r, http.StatusUpgradeRequired, "this endpoint speaks WebSocket only")
@@ -194,6 +208,28 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.serve(r.Context(), upgraded{ // releases the user's place when it ends
 		ws: ws, wire: wr.wire, claims: claims, channels: channels, since: since, cloudEvents: cloudEvents,
 	})
+}
+
+// tailing reports whether the replica reads the stream, waiting for a
+// starting one up to tailingWait.
+func (s *Server) tailing(ctx context.Context) bool {
+	if s.opts.Tailing == nil {
+		return true
+	}
+	select {
+	case <-s.opts.Tailing:
+		return true
+	default:
+	}
+	t := time.NewTimer(tailingWait)
+	defer t.Stop()
+	select {
+	case <-s.opts.Tailing:
+		return true
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // reserve counts one more connection for user, unless it has too many.

@@ -237,11 +237,13 @@ func popFront(evs []*bridge.Event) []*bridge.Event {
 }
 
 // Tail calls fn with every event appended after the call, in order, in
-// batches of at most 500, until ctx is done; see bridge.Stream.
+// batches of at most 500, until ctx is done; see bridge.Stream. Its first
+// call is the empty batch that says it is positioned.
 func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
 	s.mu.Lock()
 	pos := s.base + uint64(len(s.events))
 	s.mu.Unlock()
+	fn(bridge.Batch{})
 	for {
 		if err := ctx.Err(); err != nil {
 			return err

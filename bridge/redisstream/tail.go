@@ -39,22 +39,53 @@ const (
 // (the epoch changed, or meta is gone), fn gets a Batch with Reset set and
 // no events, and Tail re-reads the new epoch's stream from its start.
 func (s *Stream) Tail(ctx context.Context, fn func(bridge.Batch)) error {
+	tails := make([]*tail, len(s.parts))
 	if len(s.parts) == 1 {
-		p := s.parts[0]
-		return s.tailPart(ctx, &tail{s: s, p: p, emit: func(b bridge.Batch, _ string) { fn(b) }, started: func(string, string) {}})
-	}
-	m := &merger{s: s, fn: fn, pos: make([]bridge.PartPos, len(s.parts))}
-	done := make(chan struct{}, len(s.parts))
-	for _, p := range s.parts {
-		t := &tail{s: s, p: p,
-			emit:    func(b bridge.Batch, epoch string) { m.publish(p.n, b, epoch) },
-			started: func(epoch, last string) { m.start(p.n, epoch, last) },
+		tails[0] = &tail{s: s, p: s.parts[0], emit: func(b bridge.Batch, _ string) { fn(b) }, started: func(string, string) {}}
+	} else {
+		m := &merger{s: s, fn: fn, pos: make([]bridge.PartPos, len(s.parts))}
+		for i, p := range s.parts {
+			tails[i] = &tail{s: s, p: p,
+				emit:    func(b bridge.Batch, epoch string) { m.publish(p.n, b, epoch) },
+				started: func(epoch, last string) { m.start(p.n, epoch, last) },
+			}
 		}
+	}
+	if err := s.position(ctx, tails); err != nil {
+		return err
+	}
+	// Positioned: the first batch, before any reader runs (bridge.Stream).
+	fn(bridge.Batch{})
+	if len(tails) == 1 {
+		return s.tailPart(ctx, tails[0])
+	}
+	done := make(chan struct{}, len(tails))
+	for _, t := range tails {
 		go func() { _ = s.tailPart(ctx, t); done <- struct{}{} }()
 	}
-	for range s.parts {
+	for range tails {
 		<-done
 	}
+	return ctx.Err()
+}
+
+// positionWait bounds how long Tail waits to position a partition whose
+// node is down before its first batch.
+const positionWait = 5 * time.Second
+
+// position reads every partition's head at once, so that Tail's first
+// batch means that every event appended after it is delivered. A
+// partition that cannot be read within positionWait (its node is down:
+// nothing can be appended to it then) is positioned by its reader as
+// soon as it can, so one down node does not keep a replica from starting.
+func (s *Stream) position(ctx context.Context, tails []*tail) error {
+	pctx, cancel := context.WithTimeout(ctx, positionWait)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, t := range tails {
+		wg.Go(func() { _ = t.position(pctx) })
+	}
+	wg.Wait()
 	return ctx.Err()
 }
 
@@ -107,15 +138,8 @@ func (m *merger) publish(p int, b bridge.Batch, epoch string) {
 
 // tailPart reads one partition until ctx is done.
 func (s *Stream) tailPart(ctx context.Context, t *tail) error {
-	for {
-		epoch, last, err := s.head(ctx, t.p)
-		if err == nil {
-			t.epoch, t.last = epoch, last
-			t.p.position.Store(last)
-			t.started(epoch, last)
-			break
-		}
-		if err := t.failed(ctx, err); err != nil {
+	if !t.positioned {
+		if err := t.position(ctx); err != nil {
 			return err
 		}
 	}
@@ -172,14 +196,32 @@ type tail struct {
 	emit    func(b bridge.Batch, epoch string)
 	started func(epoch, last string)
 
-	epoch   string // the epoch of the entries being read
-	last    string // the last entry ID read
-	recheck bool   // re-read the epoch before the next XREAD
+	epoch      string // the epoch of the entries being read
+	last       string // the last entry ID read
+	recheck    bool   // re-read the epoch before the next XREAD
+	positioned bool   // epoch and last hold the partition's head at the start
 
 	attempt    int       // consecutive failures
 	failing    bool      // a warning was logged and no recovery yet
 	lastWarn   time.Time // when the last warning was logged
 	suppressed int       // failures not logged since lastWarn
+}
+
+// position reads the partition's head, the entry after which t starts,
+// retrying until it can or ctx is done.
+func (t *tail) position(ctx context.Context) error {
+	for {
+		epoch, last, err := t.s.head(ctx, t.p)
+		if err == nil {
+			t.epoch, t.last, t.positioned = epoch, last, true
+			t.p.position.Store(last)
+			t.started(epoch, last)
+			return nil
+		}
+		if err := t.failed(ctx, err); err != nil {
+			return err
+		}
+	}
 }
 
 // checkEpoch re-reads the epoch; when it changed it delivers a Reset and

@@ -85,8 +85,7 @@ type Recorder struct {
 }
 
 // StartTail runs s.Tail in a goroutine until the test ends, and returns
-// once the tail is live: it appends probe events addressed to user
-// "streamtest.probe" until one is delivered.
+// once the tail is positioned: its first, empty batch was made.
 func StartTail(t testing.TB, s bridge.Stream) *Recorder {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
@@ -103,17 +102,17 @@ func StartTail(t testing.TB, s bridge.Stream) *Recorder {
 			t.Errorf("Tail did not return within 5s of cancel")
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for i := 0; ; i++ {
-		id := fmt.Sprintf("streamtest.probe.%p.%d", r, i)
-		Append(t, s, ev(id, []string{"streamtest.probe"}, ""))
-		if r.waitFor(100*time.Millisecond, func() bool { return r.seen(id) }) {
-			return r
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Tail delivered no probe event within 10s")
-		}
+	// Tail's first batch is empty and says it is positioned: every event
+	// appended from then on is delivered (bridge.Stream). Waiting for it,
+	// not for a probe event, is what makes every partition's reader
+	// count: a probe reaches one partition only.
+	if !r.waitFor(15*time.Second, func() bool { return len(r.Batches()) > 0 }) {
+		t.Fatalf("Tail made no first (positioned) batch within 15s")
 	}
+	if first := r.Batches()[0]; first.Reset || len(first.Events) > 0 {
+		t.Fatalf("Tail's first batch has %d events (reset %v), want the empty positioned batch", len(first.Events), first.Reset)
+	}
+	return r
 }
 
 func (r *Recorder) record(b bridge.Batch) {
@@ -122,16 +121,6 @@ func (r *Recorder) record(b bridge.Batch) {
 	r.batches = append(r.batches, b)
 	close(r.changed)
 	r.changed = make(chan struct{})
-}
-
-// seen reports whether an event with id was delivered. r.mu is not held.
-func (r *Recorder) seen(id string) bool {
-	for _, e := range r.Events() {
-		if e.ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // WaitFor waits up to d for cond to hold, re-checking after each batch,

@@ -168,6 +168,7 @@ func newParts(life context.Context, g *errgroup.Group, cfg config, logger *slog.
 		Head:            st.Head,
 		MeterProvider:   mp,
 		Drain:           p.draining,
+		Tailing:         p.hub.Tailing(),
 	})
 	if err := p.subs.ObserveConnections(mp); err != nil {
 		return nil, err
@@ -243,6 +244,11 @@ func routes(cfg config, logger *slog.Logger, p *parts) (http.Handler, error) {
 	e.GET("/readyz", func(c echo.Context) error {
 		if p.draining.Draining() {
 			return c.String(http.StatusServiceUnavailable, "draining\n")
+		}
+		select {
+		case <-p.hub.Tailing():
+		default:
+			return c.String(http.StatusServiceUnavailable, "starting: not reading the stream yet\n")
 		}
 		rctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
