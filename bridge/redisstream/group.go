@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookwire/hookwire/bridge"
 )
 
@@ -38,10 +40,12 @@ type group struct {
 
 // groupCall is one queued Append.
 type groupCall struct {
-	ctx context.Context
-	evs []*bridge.Event
-	res []bridge.AppendResult
-	err error
+	// span is the caller's trace span: the Redis span of a round this
+	// call leads nests under it.
+	span trace.SpanContext
+	evs  []*bridge.Event
+	res  []bridge.AppendResult
+	err  error
 	// lead is set, under group.mu, when the call is handed the next
 	// round; done is then closed without res or err.
 	lead bool
@@ -74,7 +78,7 @@ func (g *group) append(ctx context.Context, evs []*bridge.Event, fn appendFunc) 
 		}
 		return res, nil
 	}
-	c := &groupCall{ctx: ctx, evs: evs, done: make(chan struct{})}
+	c := &groupCall{span: trace.SpanContextFromContext(ctx), evs: evs, done: make(chan struct{})}
 	g.waiting = append(g.waiting, c)
 	g.mu.Unlock()
 	select {
@@ -140,9 +144,10 @@ func (g *group) lead(fn appendFunc) {
 	calls := g.waiting
 	g.waiting = nil
 	g.mu.Unlock()
-	// The leader's context carries the trace the Redis span nests
-	// under; cancelling it must not fail the others.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(calls[0].ctx), roundTimeout)
+	// The round is the leader's, under its trace span, but cancelling
+	// the leader's context must not fail the others: a context of its
+	// own, bounded by roundTimeout.
+	ctx, cancel := context.WithTimeout(trace.ContextWithSpanContext(context.Background(), calls[0].span), roundTimeout)
 	defer cancel()
 	n := 0
 	for _, c := range calls {

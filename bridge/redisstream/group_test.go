@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/bridge/streamtest"
 	"github.com/hookwire/hookwire/internal/redistest"
@@ -251,5 +253,58 @@ func TestGroupHandOver(t *testing.T) {
 	defer g.mu.Unlock()
 	if g.busy || len(g.waiting) != 0 {
 		t.Errorf("group busy %v with %d queued after all returned", g.busy, len(g.waiting))
+	}
+}
+
+// TestGroupLeaderSpan: a round led by a queued caller runs under that
+// caller's trace span (the Redis span nests under its request), and not
+// under its cancellation.
+func TestGroupLeaderSpan(t *testing.T) {
+	var g group
+	release := make(chan struct{})
+	spans := make(chan trace.SpanContext, 2)
+	fn := func(ctx context.Context, evs []*bridge.Event) ([]bridge.AppendResult, []error) {
+		spans <- trace.SpanContextFromContext(ctx)
+		if evs[0].ID == "a" {
+			<-release
+		}
+		return make([]bridge.AppendResult, len(evs)), make([]error, len(evs))
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := g.append(t.Context(), []*bridge.Event{{ID: "a"}}, fn)
+		first <- err
+	}()
+	<-spans // the first round is in flight
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled,
+	})
+	second := make(chan error, 1)
+	go func() {
+		_, err := g.append(trace.ContextWithSpanContext(t.Context(), sc), []*bridge.Event{{ID: "b"}}, fn)
+		second <- err
+	}()
+	for {
+		g.mu.Lock()
+		n := len(g.waiting)
+		g.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	select {
+	case got := <-spans:
+		if !got.Equal(sc) {
+			t.Errorf("the led round ran under span %v, want the leader's %v", got, sc)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the queued caller led no round")
+	}
+	for _, ch := range []chan error{first, second} {
+		if err := <-ch; err != nil {
+			t.Error(err)
+		}
 	}
 }

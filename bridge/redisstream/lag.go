@@ -9,24 +9,8 @@ import (
 	"github.com/hookwire/hookwire/bridge"
 )
 
-// lagCap bounds how many unread entries Lag counts.
+// lagCap bounds how many unread entries PartitionLag counts per partition.
 const lagCap = 1000
-
-// Lag reports how far this replica's Tail is behind the stream, summed
-// over the partitions: the number of entries appended but not yet read
-// (counted up to 1000 per partition), and the age of the oldest of them
-// (zero when caught up). It returns zeros before Tail has read its
-// position, and an error only when no partition could be read.
-func (s *Stream) Lag(ctx context.Context) (entries int64, age time.Duration, err error) {
-	lags, err := s.PartitionLag(ctx)
-	for _, l := range lags {
-		if l.Err == nil {
-			entries += l.Entries
-			age = max(age, l.Age)
-		}
-	}
-	return entries, age, err
-}
 
 // PartLag is the read lag of one partition.
 type PartLag struct {
@@ -36,8 +20,11 @@ type PartLag struct {
 	Err       error // the partition could not be read
 }
 
-// PartitionLag reports the read lag of each partition (see Lag); the error
-// is set when no partition could be read.
+// PartitionLag reports how far this replica's Tail is behind each
+// partition: the number of entries appended but not yet read (counted up
+// to 1000), and the age of the oldest of them (zero when caught up). A
+// partition reports zeros before Tail has read its position. The error is
+// set when no partition could be read.
 func (s *Stream) PartitionLag(ctx context.Context) ([]PartLag, error) {
 	out := make([]PartLag, len(s.parts))
 	unread := make([]*redis.XMessageSliceCmd, len(s.parts))

@@ -94,7 +94,7 @@ func Open(ctx context.Context, url string, opts Options, instrument Instrument) 
 	}
 	s := New(rdb, opts)
 	s.closeClient = closeOnce
-	if err := s.CheckPartitions(ctx); err != nil {
+	if err := s.checkPartitions(ctx); err != nil {
 		closeOnce()
 		return nil, err
 	}

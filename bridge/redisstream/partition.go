@@ -19,7 +19,7 @@ type part struct {
 	tag    string // {P} with one partition, {P.i…} with several
 	events string // tag + ":events"
 	meta   string // tag + ":meta"
-	// position is the last entry ID this process's Tail read, for Lag.
+	// position is the last entry ID this process's Tail read, for PartitionLag.
 	position positionPtr
 }
 
@@ -126,15 +126,15 @@ func (s *Stream) split(evs []*bridge.Event) [][]copyOf {
 // expiry.
 func (s *Stream) partitionsKey() string { return "{" + s.prefix + "}:partitions" }
 
-// ErrPartitions is returned by CheckPartitions when the bridge already
+// ErrPartitions is returned by Open when the bridge already
 // runs with another partition count.
 var ErrPartitions = errors.New("partition count differs from the bridge's")
 
-// CheckPartitions records the stream's partition count in Redis when none
+// checkPartitions records the stream's partition count in Redis when none
 // is recorded, and fails with ErrPartitions when another one is: replicas
 // of one bridge must agree, or events would go to partitions that other
 // replicas never read.
-func (s *Stream) CheckPartitions(ctx context.Context) error {
+func (s *Stream) checkPartitions(ctx context.Context) error {
 	key := s.partitionsKey()
 	want := strconv.Itoa(len(s.parts))
 	if err := s.rdb.SetNX(ctx, key, want, 0).Err(); err != nil {

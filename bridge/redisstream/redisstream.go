@@ -665,24 +665,6 @@ func (s *Stream) Ready(ctx context.Context) error {
 	return lastErr
 }
 
-// PartitionsReady returns, per partition, whether its meta hash could be
-// read: the partitions on nodes that are down or unreachable are false.
-func (s *Stream) PartitionsReady(ctx context.Context) []bool {
-	cmds := make([]*redis.StringCmd, len(s.parts))
-	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, pt := range s.parts {
-			cmds[i] = p.HGet(ctx, pt.meta, "e")
-		}
-		return nil
-	})
-	out := make([]bool, len(s.parts))
-	for i, cmd := range cmds {
-		err := cmd.Err()
-		out[i] = err == nil || errors.Is(err, redis.Nil)
-	}
-	return out
-}
-
 // decode turns a partition stream entry into an event and returns its
 // epoch. The event's cursor is of the partition alone.
 func decode(m redis.XMessage) (*bridge.Event, string, error) {
