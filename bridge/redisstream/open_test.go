@@ -2,6 +2,7 @@ package redisstream
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,5 +70,59 @@ func TestOpen(t *testing.T) {
 	}
 	if _, err := Open(t.Context(), "http://x", Options{}, nil); err == nil {
 		t.Error("Open of an http URL succeeded")
+	}
+}
+
+// TestOpenTLS: Open on rediss:// of one Redis and of a Redis Cluster (TLS
+// on the cluster bus too) that accept TLS only, with the test CA trusted
+// as an operator would (SSL_CERT_FILE): events are appended, delivered
+// and deduplicated. redis:// to the same port fails.
+func TestOpenTLS(t *testing.T) {
+	tl := redistest.NewTLS(t)
+	// Go reads the system roots once per process, at the first TLS
+	// verification: no test of this package verifies one before.
+	t.Setenv("SSL_CERT_FILE", tl.CAFile)
+	single := redistest.Start(t, redistest.WithTLS(tl))
+	cl := redistest.StartCluster(t, 3, 0, redistest.WithTLS(tl))
+	for _, tt := range []struct {
+		name    string
+		url     string
+		cluster bool
+	}{
+		{"one Redis", single.URL(), false},
+		{"cluster", cl.URL(), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if !strings.HasPrefix(tt.url, "rediss://") {
+				t.Fatalf("URL %s", tt.url)
+			}
+			plain := strings.Replace(tt.url, "rediss://", "redis://", 1)
+			if s, err := Open(t.Context(), plain, Options{Prefix: "tls"}, nil); err == nil {
+				s.Close()
+				t.Fatalf("Open(%s) of a TLS-only Redis succeeded", plain)
+			}
+			s, err := Open(t.Context(), tt.url, Options{Prefix: "tls", ReadBlock: 300 * time.Millisecond}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			if s.Cluster() != tt.cluster {
+				t.Errorf("Cluster() = %v, want %v", s.Cluster(), tt.cluster)
+			}
+			r := streamtest.StartTail(t, s)
+			var evs []*bridge.Event
+			var ids []string
+			for i := range 40 {
+				ids = append(ids, "tls"+strconv.Itoa(i))
+				evs = append(evs, event(ids[i], "u"+strconv.Itoa(i)))
+			}
+			res := streamtest.Append(t, s, evs...)
+			checkAppended(t, evs, res, nil)
+			again := streamtest.Append(t, s, evs[0])
+			if !again[0].Duplicate {
+				t.Errorf("a retried id over TLS was not a duplicate")
+			}
+			r.WaitIDs(t, 10*time.Second, ids...)
+		})
 	}
 }

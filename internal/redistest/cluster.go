@@ -54,6 +54,9 @@ func StartCluster(tb testing.TB, primaries, replicas int, opts ...Option) *Clust
 		addrs[i] = s.Addr()
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
+	if t := c.Nodes[0].tls; t != nil {
+		args = append([]string{"--tls", "--cacert", t.CAFile}, args...)
+	}
 	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -75,9 +78,10 @@ func StartCluster(tb testing.TB, primaries, replicas int, opts ...Option) *Clust
 	return c
 }
 
-// URL returns "redis://node0?addr=node1&addr=…", a seed list of every node.
+// URL returns "redis://node0?addr=node1&addr=…", a seed list of every node
+// ("rediss://…" with WithTLS).
 func (c *Cluster) URL() string {
-	u := "redis://" + c.Nodes[0].Addr()
+	u := c.Nodes[0].URL()
 	for i, s := range c.Nodes[1:] {
 		if i == 0 {
 			u += "?"
@@ -95,7 +99,7 @@ func (c *Cluster) Client(tb testing.TB) *redis.ClusterClient {
 	for i, s := range c.Nodes {
 		addrs[i] = s.Addr()
 	}
-	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, DisableIdentity: true})
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, TLSConfig: c.Nodes[0].tls.clientConfig(), DisableIdentity: true})
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
 }
@@ -125,7 +129,7 @@ func (c *Cluster) ok() error {
 		if !s.Running() {
 			continue
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.tls.clientConfig(), DisableIdentity: true, MaxRetries: -1})
 		info, err := rdb.ClusterInfo(ctx).Result()
 		rdb.Close()
 		if err != nil {
@@ -143,7 +147,7 @@ func (c *Cluster) synced() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	for _, s := range c.Nodes {
-		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.tls.clientConfig(), DisableIdentity: true, MaxRetries: -1})
 		info, err := rdb.Info(ctx, "replication").Result()
 		rdb.Close()
 		if err != nil {
@@ -165,7 +169,7 @@ func (c *Cluster) PrimaryOf(tb testing.TB, key string) *Server {
 		if !s.Running() {
 			continue
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.tls.clientConfig(), DisableIdentity: true, MaxRetries: -1})
 		slots, err := rdb.ClusterSlots(ctx).Result()
 		if err != nil {
 			rdb.Close()
@@ -200,7 +204,7 @@ func (c *Cluster) Primaries(tb testing.TB) []*Server {
 		if !s.Running() {
 			continue
 		}
-		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), DisableIdentity: true, MaxRetries: -1})
+		rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.tls.clientConfig(), DisableIdentity: true, MaxRetries: -1})
 		info, err := rdb.Info(ctx, "replication").Result()
 		rdb.Close()
 		if err == nil && strings.Contains(info, "role:master") {

@@ -8,11 +8,13 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -31,6 +33,7 @@ type Option func(*config)
 
 type config struct {
 	appendOnly bool
+	tls        *TLS
 	args       []string
 }
 
@@ -50,6 +53,7 @@ type Server struct {
 	port int
 	dir  string
 	args []string
+	tls  *TLS // nil without TLS
 
 	mu  sync.Mutex
 	cmd *exec.Cmd       // nil while stopped
@@ -75,7 +79,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	for _, o := range opts {
 		o(&c)
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), tls: c.tls}
 	tb.Cleanup(s.stop)
 	// Another process may take the port between picking and binding it:
 	// try a few.
@@ -85,10 +89,11 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		if err != nil {
 			tb.Fatalf("redistest: %v", err)
 		}
-		s.args = []string{
-			"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-			"--save", "", "--dir", s.dir, "--logfile", "",
+		s.args = []string{"--port", strconv.Itoa(s.port)}
+		if c.tls != nil {
+			s.args = c.tls.args(strconv.Itoa(s.port))
 		}
+		s.args = append(s.args, "--bind", "127.0.0.1", "--save", "", "--dir", s.dir, "--logfile", "")
 		if c.appendOnly {
 			s.args = append(s.args, "--appendonly", "yes", "--appendfsync", "always")
 		} else {
@@ -97,6 +102,14 @@ func Start(tb testing.TB, opts ...Option) *Server {
 		s.args = append(s.args, c.args...)
 		if lastErr = s.start(); lastErr == nil {
 			return s
+		}
+		if msg := lastErr.Error(); c.tls != nil && strings.Contains(msg, "Bad directive") && strings.Contains(msg, "tls-port") {
+			// "Bad directive or wrong number of arguments": a
+			// redis-server built without TLS.
+			if os.Getenv("CI") != "" {
+				tb.Fatalf("redistest: redis-server has no TLS support (CI is set): %v", lastErr)
+			}
+			tb.Skipf("redistest: redis-server has no TLS support: %v", lastErr)
 		}
 	}
 	tb.Fatalf("redistest: %v", lastErr)
@@ -139,7 +152,7 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		err := ping(s.Addr())
+		err := ping(s.Addr(), s.tls.clientConfig())
 		if err == nil {
 			return nil
 		}
@@ -159,8 +172,14 @@ func (s *Server) start() error {
 
 // ping sends one PING over a fresh connection. It avoids go-redis, whose
 // dial retries and logging only slow down polling a starting server.
-func ping(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+func ping(addr string, tc *tls.Config) error {
+	var c net.Conn
+	var err error
+	if tc != nil {
+		c, err = tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, tc)
+	} else {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+	}
 	if err != nil {
 		return err
 	}
@@ -196,12 +215,18 @@ func (s *Server) Output() string {
 // Addr returns the server's "127.0.0.1:port".
 func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
 
-// URL returns the server's "redis://127.0.0.1:port".
-func (s *Server) URL() string { return "redis://" + s.Addr() }
+// URL returns the server's "redis://127.0.0.1:port", or "rediss://…"
+// with WithTLS.
+func (s *Server) URL() string {
+	if s.tls != nil {
+		return "rediss://" + s.Addr()
+	}
+	return "redis://" + s.Addr()
+}
 
 // Client returns a new client of the server, closed in tb.Cleanup.
 func (s *Server) Client(tb testing.TB) *redis.Client {
-	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	rdb := redis.NewClient(&redis.Options{Addr: s.Addr(), TLSConfig: s.tls.clientConfig()})
 	tb.Cleanup(func() { rdb.Close() })
 	return rdb
 }
