@@ -25,7 +25,7 @@ var deps = map[string]struct {
 }{
 	"bridge":             {thirdParty: otelAPI, noStd: []string{"net/http"}},
 	"bridge/memstream":   {hookwire: []string{"bridge"}},
-	"bridge/redisstream": {hookwire: []string{"bridge"}, thirdParty: []string{"github.com/redis/go-redis/v9"}},
+	"bridge/redisstream": {hookwire: []string{"bridge"}, thirdParty: []string{"github.com/redis/go-redis/v9", "go.opentelemetry.io/otel/trace"}},
 	"bridge/streamtest":  {hookwire: []string{"bridge"}},
 	"auth":               {hookwire: []string{"internal/reload"}, thirdParty: []string{"github.com/golang-jwt/jwt/v5", "github.com/MicahParks/", "golang.org/x/time/rate"}},
 	"problem":            {},

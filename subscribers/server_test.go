@@ -391,13 +391,19 @@ func TestSlowConsumerClosed1013(t *testing.T) {
 // slowCloses reads hookwire.slow_consumer_closes from reader.
 func slowCloses(t *testing.T, reader *sdkmetric.ManualReader) int64 {
 	t.Helper()
+	return counter(t, reader, "hookwire.slow_consumer_closes")
+}
+
+// counter reads the int64 sum name from reader.
+func counter(t *testing.T, reader *sdkmetric.ManualReader, name string) int64 {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(t.Context(), &rm); err != nil {
 		t.Fatal(err)
 	}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
-			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "hookwire.slow_consumer_closes" {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == name {
 				var n int64
 				for _, dp := range sum.DataPoints {
 					n += dp.Value
@@ -410,10 +416,16 @@ func slowCloses(t *testing.T, reader *sdkmetric.ManualReader) int64 {
 }
 
 func TestDrainCloses1001(t *testing.T) {
-	e := newEnv(t, subscribers.Options{})
+	reader := sdkmetric.NewManualReader()
+	e := newEnv(t, subscribers.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 	ws := e.mustDial("token=" + token("42"))
 	e.publish(&bridge.Event{ID: "last", Type: "t", Users: []string{"42"}})
-	time.Sleep(100 * time.Millisecond) // the hub hands it to the connection
+	// The hub hands it to the connection, which writes it: then drain.
+	for deadline := time.Now().Add(10 * time.Second); counter(t, reader, "hookwire.deliveries") < 1; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the event was not written within 10s")
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	errc := make(chan error, 1)
