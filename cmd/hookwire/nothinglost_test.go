@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -636,11 +637,14 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 	check(l, cs, 30*time.Second, nil)
 	before := latencies(l, cs, "a")
 
-	// The slow one reads one frame a second: its socket buffers fill, then
-	// its queue. Reading a little keeps the write its full socket blocked
-	// making progress, so that the server does not drop it as stalled
-	// (10 s without progress, no close frame) before its queue overflows,
-	// however long the batches take on a loaded machine.
+	// The slow one reads nothing: its socket buffers fill, then its queue,
+	// which overflows (1013) at the next batch. It reads again, at full
+	// speed, the moment the server counts the close: the write its full
+	// socket blocked fails after 10 s without progress (and the close frame
+	// is lost with it), so the gap between the socket filling and the read
+	// must stay well under 10 s, however long the batches take on a loaded
+	// machine. (Reading a little does not keep that write going: the kernel
+	// wakes a writer only once a third of its send buffer, megabytes, is free.)
 	u := "ws" + strings.TrimPrefix(r.base, "http") + "/v1/ws?token=" + subToken(t, "slowpoke", "prices.*") + "&channels=" + lossChannel
 	// A small receive buffer set before connecting keeps the TCP window,
 	// and so what the kernels buffer for it, small.
@@ -653,30 +657,30 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sws.Close()
-	var fast atomic.Bool
+	var closed atomic.Bool
 	slowEnd := make(chan error, 1)
 	go func() {
-		sws.SetReadDeadline(time.Now().Add(3 * time.Minute))
+		// Watch the server's count of slow-consumer closes, then read:
+		// what was written before the close, then the close frame.
+		for ctx.Err() == nil && slowClosesNow(r.base) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
+		closed.Store(true)
+		sws.SetReadDeadline(time.Now().Add(time.Minute))
 		var err error
 		for err == nil {
-			if !fast.Load() {
-				time.Sleep(time.Second)
-			}
 			_, _, err = sws.ReadMessage()
 		}
 		slowEnd <- err
 	}()
 	batches := 0
 	// 300 events a batch: more than its queue (256) in one go.
-	for ; batches < 10 && slowCloses(t, r) == 0; batches++ {
+	for ; batches < 10 && !closed.Load(); batches++ {
 		publishBatches(t, l, r.base, fmt.Sprintf("b%02d", batches), 1, 300, 12<<10)
 	}
 	if slowCloses(t, r) == 0 {
 		t.Fatalf("no slow-consumer close after %d batches", batches)
 	}
-	// The slow one reads at full speed now: what was written before the
-	// close, then the close frame, which waits for room in its socket.
-	fast.Store(true)
 	tt := check(l, cs, 30*time.Second, nil)
 	after := latencies(l, cs, "b")
 	_ = after
@@ -702,6 +706,25 @@ func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
 	if !websocket.IsCloseError(err, websocket.CloseTryAgainLater) {
 		t.Errorf("slow consumer ended with %v, want close 1013", err)
 	}
+}
+
+// slowClosesNow is slowCloses for any goroutine: 0 when /metrics cannot be
+// read.
+func slowClosesNow(base string) int {
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "hookwire_slow_consumer_closes_total "); ok {
+			var n int
+			fmt.Sscan(v, &n)
+			return n
+		}
+	}
+	return 0
 }
 
 // slowCloses reads hookwire_slow_consumer_closes_total from r's /metrics.
