@@ -402,6 +402,22 @@ func TestDevModeQuickstart(t *testing.T) {
 func TestOperationalEndpoints(t *testing.T) {
 	rs := redistest.Start(t)
 	r := serveInProcess(t, prodEnv(rs.URL())).asReplica(t)
+	// A replica is ready once it reads its stream, a moment after it
+	// listens (until then /readyz says "starting"): poll, as a balancer does.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(r.base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || string(b) != "starting: not reading the stream yet\n" || time.Now().After(deadline) {
+			t.Fatalf("/readyz of a starting replica = %d %q, want 503 starting, then 200 within 10s", resp.StatusCode, b)
+		}
+	}
 	for path, want := range map[string]int{"/healthz": 200, "/readyz": 200, "/metrics": 200} {
 		resp, err := http.Get(r.base + path)
 		if err != nil {
