@@ -97,6 +97,16 @@ func TestOneTracePerEvent(t *testing.T) {
 	b := serveInProcess(t, env).asReplica(t)
 	onA := a.connect(t, "token="+subToken(t, "42"))
 	onB := b.connect(t, "token="+subToken(t, "42"))
+	// The welcome comes before the connection's replay from the head ends;
+	// a pong comes after it. Posted during the replay, the event would
+	// reach that connection by the replay, and its process span would
+	// rightly count no live write.
+	for _, s := range []*subscriber{onA, onB} {
+		s.send(t, `{"op":"ping","ref":"live"}`)
+		if f := s.next(t); f["type"] != "pong" {
+			t.Fatalf("got %v, want pong", f)
+		}
+	}
 
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	const parentID = "00f067aa0ba902b7"
