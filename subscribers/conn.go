@@ -39,8 +39,10 @@ var (
 // conn is one WebSocket connection. It is the bridge.Sink of its
 // subscription: the fan-out hands it events with Send, which never blocks.
 //
-// An idle connection holds one goroutine, its reader (readFrame, run by
-// Server.run). Every server frame goes through the connection's writer
+// An idle connection holds no goroutine: its reader (readFrame, run by
+// Server.run) parks it and returns, and the poller starts a new one when
+// the client sends (wire.park; where there is no epoll, the reader waits
+// in awaitFrame instead). Every server frame goes through the connection's writer
 // (writer.go), which writes inline when the socket has room and runs a
 // goroutine of its own only while the socket is full. Pings and the
 // token's expiry are timers that push frames like anyone else. Client
@@ -192,6 +194,12 @@ func (c *conn) startTimers(pingEvery time.Duration) {
 			return
 		}
 		defer c.timers.leave()
+		if c.wire.silentSince() || c.wr.closing() {
+			// No pong to the last ping: a parked connection gets a
+			// reader that waits out the read deadline (two periods
+			// after the last frame) and ends it if nothing comes.
+			c.wire.wake(true)
+		}
 		if c.wr.push(out{b: pingFrame}, controlFrame) {
 			c.timers.ping.Reset(pingEvery)
 		}
@@ -226,7 +234,47 @@ func (c *conn) extend() error {
 	if c.wr.closing() {
 		return nil // the close deadline stands
 	}
+	c.wire.heardFrame()
 	return c.ws.SetReadDeadline(time.Now().Add(c.readWait))
+}
+
+// readControl reads a ping or pong that is next in the client's frames
+// itself, and reports whether it did. gorilla would handle one inside
+// ReadMessage and then wait, deep in its read, for the next message, which
+// an idle client may not send for hours: the connection could not park.
+// Anything else, and any frame gorilla would refuse (not masked, not
+// final, reserved bits, a payload over 125 bytes), is left to gorilla,
+// unread, as is every frame once the connection is closing.
+func (c *conn) readControl() (bool, error) {
+	br := c.wire.br
+	if br == nil || c.wr.closing() || c.srv.gorillaControl {
+		return false, nil
+	}
+	h, err := br.Peek(2)
+	if err != nil {
+		return false, nil // gorilla reads on and reports it
+	}
+	op := h[0] & 0x0f
+	if h[0]&0xf0 != 0x80 || (op != opPing && op != opPong) || h[1]&0x80 == 0 || h[1]&0x7f > 125 {
+		return false, nil
+	}
+	n := 2 + 4 + int(h[1]&0x7f) // header, mask key, payload
+	b, err := br.Peek(n)
+	if err != nil {
+		return false, nil
+	}
+	payload := make([]byte, n-6)
+	for i := range payload {
+		payload[i] = b[6+i] ^ b[2+i%4]
+	}
+	_, _ = br.Discard(n)
+	if op == opPong {
+		return true, c.extend()
+	}
+	// As gorilla's ping handler would (prepareRead): answer, and leave
+	// the read deadline as it is.
+	c.wr.push(out{b: frame(opPong, payload)}, controlFrame)
+	return true, nil
 }
 
 // readFrame reads one client frame and handles it. An error ends the

@@ -30,3 +30,7 @@ func OriginAllowedForTest(allowed []string, origin string) bool {
 func WriteAllForTest(nc net.Conn, bufs [][]byte, stall, limit time.Duration) error {
 	return newWire(nc).writeAll(bufs, stall, limit)
 }
+
+// LeaveControlFramesToGorillaForTest makes s read client pings and pongs
+// through gorilla, as before readControl: the fuzzer compares the two.
+func LeaveControlFramesToGorillaForTest(s *Server) { s.gorillaControl = true }

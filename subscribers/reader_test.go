@@ -2,12 +2,16 @@ package subscribers_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/hookwire/hookwire/bridge"
 	"github.com/hookwire/hookwire/subscribers"
@@ -59,9 +63,94 @@ func TestClientFramesTogetherAndInPieces(t *testing.T) {
 	}
 }
 
-// An idle connection's reader waits in awaitFrame, a few frames deep, not
-// inside gorilla's read: that is what keeps its stack at 2 KiB.
-func TestIdleReaderWaitsShallow(t *testing.T) {
+// An idle connection holds no goroutine on Linux: its reader parks it and
+// returns (wire.park), and a new one starts when the client sends. That
+// holds across the server's pings that the client answers (the pongs are
+// read without gorilla, which would wait deep in its read for the next
+// message), and a parked connection still reads every op. Elsewhere its
+// reader waits in awaitFrame, a few frames deep, not inside gorilla.
+func TestIdleConnectionHoldsNoGoroutine(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		idleReaderWaitsShallow(t)
+		return
+	}
+	const n, every = 20, 50 * time.Millisecond
+	e := newEnv(t, subscribers.Options{PingInterval: every})
+	var pings atomic.Int64
+	conns := make([]*websocket.Conn, n)
+	frames := make([]chan map[string]any, n)
+	for i := range conns {
+		ws := e.mustDial("token=" + token(fmt.Sprint(i)))
+		conns[i], frames[i] = ws, make(chan map[string]any, 16)
+		ws.SetPingHandler(func(data string) error {
+			pings.Add(1)
+			return ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		})
+		go func(ch chan map[string]any) {
+			defer close(ch)
+			for {
+				_, b, err := ws.ReadMessage() // answers pings meanwhile
+				if err != nil {
+					return
+				}
+				var f map[string]any
+				if json.Unmarshal(b, &f) == nil && f["type"] != "welcome" {
+					ch <- f
+				}
+			}
+		}(frames[i])
+	}
+	// Ten ping periods: a pong that did not reach the reader would have
+	// closed every connection by its read deadline (two periods).
+	time.Sleep(10 * every)
+	if got := pings.Load(); got < n*5 {
+		t.Fatalf("the clients answered %d pings, want at least %d", got, n*5)
+	}
+	if got := e.srv.Count(); got != n {
+		t.Fatalf("%d connections open after ten ping periods, want %d", got, n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		readers := countStacks("subscribers.(*Server).run(")
+		if readers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d idle connections keep a reader goroutine", readers, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Each parked connection reads its client's next op.
+	for i, ws := range conns {
+		ref := fmt.Sprint("r", i)
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"op":"ping","ref":"`+ref+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case f := <-frames[i]:
+			if f["type"] != "pong" || f["ref"] != ref {
+				t.Fatalf("connection %d: got %v, want the pong of %s", i, f, ref)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("connection %d: no answer to an op sent while parked", i)
+		}
+	}
+}
+
+// countStacks counts the goroutines whose stack has a frame containing fn.
+func countStacks(fn string) int {
+	buf := make([]byte, 8<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	count := 0
+	for _, g := range strings.Split(stacks, "\n\n") {
+		if strings.Contains(g, fn) {
+			count++
+		}
+	}
+	return count
+}
+
+func idleReaderWaitsShallow(t *testing.T) {
 	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" || runtime.GOOS == "js" || runtime.GOOS == "wasip1" {
 		t.Skip("the shallow wait needs a raw socket")
 	}
@@ -118,6 +207,83 @@ func TestLongReplayToSlowReader(t *testing.T) {
 	for i := 0; i < n; i++ {
 		if f := read(t, ws); f["id"] != fmt.Sprintf("e%d", i) {
 			t.Fatalf("frame %d: %v", i, f["id"])
+		}
+	}
+}
+
+// FuzzClientControlFrames: whatever bytes a client sends, a server that
+// reads pings and pongs itself (readControl) answers exactly as one that
+// leaves them to gorilla: the same frames, pongs and close code, counted
+// on the wire, until the client's next op is answered or the connection
+// ends or goes quiet.
+func FuzzClientControlFrames(f *testing.F) {
+	mask := func(op byte, payload string) []byte {
+		b := maskedText(payload)
+		b[0] = 0x80 | op
+		return b
+	}
+	for _, b := range [][]byte{
+		mask(0xA, ""), mask(0x9, "hello"), mask(0xA, "x"), append(mask(0x9, "a"), mask(0x9, "b")...),
+		{0x89, 0x05, 'h', 'e', 'l', 'l', 'o'}, // not masked
+		{0x09, 0x80, 1, 2, 3, 4},              // not final
+		{0xC9, 0x80, 1, 2, 3, 4},              // a reserved bit
+		{0x89, 0xFE, 0, 200},                  // a 126-byte ping
+		{0x89}, {0x89, 0x85, 1, 2},            // cut short
+		mask(0x8, "\x03\xe8"), // a close
+		mask(0x1, `{"op":"ping","ref":"q"}`),
+		append(mask(0x9, strings.Repeat("p", 125)), mask(0xA, "")...),
+	} {
+		f.Add(b)
+	}
+	ours := newEnv(f, subscribers.Options{})
+	theirs := newEnv(f, subscribers.Options{})
+	subscribers.LeaveControlFramesToGorillaForTest(theirs.srv)
+	next := maskedText(`{"op":"ping","ref":"next"}`)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, g := wireOutcome(t, ours, b, next), wireOutcome(t, theirs, b, next)
+		if a != g {
+			t.Fatalf("client bytes %q:\n reading control frames itself: %s\n gorilla reading them: %s", b, a, g)
+		}
+	})
+}
+
+// wireOutcome sends b then next on a new connection, raw, and describes
+// every frame the server sent back, until the answer to next, the
+// connection's end, or a quiet 300 ms.
+func wireOutcome(t *testing.T, e *env, b, next []byte) string {
+	ws, resp, err := websocket.DefaultDialer.Dial(e.url+"?token="+token("42"), nil)
+	if err != nil {
+		t.Fatalf("dial: %v (%v)", err, resp)
+	}
+	defer ws.Close()
+	var got []string
+	ws.SetPongHandler(func(s string) error { got = append(got, fmt.Sprintf("pong %q", s)); return nil })
+	ws.SetPingHandler(func(s string) error { got = append(got, fmt.Sprintf("ping %q", s)); return nil })
+	ws.SetCloseHandler(func(code int, text string) error {
+		got = append(got, fmt.Sprintf("close %d %q", code, text))
+		return nil
+	})
+	// The handlers above run inside ReadMessage.
+	if f := read(t, ws); f["type"] != "welcome" {
+		t.Fatalf("got %v, want the welcome", f)
+	}
+	raw := ws.UnderlyingConn()
+	if _, err := raw.Write(append(append([]byte(nil), b...), next...)); err != nil {
+		return "write failed: " + err.Error()
+	}
+	for {
+		ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		typ, msg, err := ws.ReadMessage()
+		if err != nil {
+			var ne interface{ Timeout() bool }
+			if errors.As(err, &ne) && ne.Timeout() {
+				return strings.Join(append(got, "quiet"), "; ")
+			}
+			return strings.Join(append(got, "ended"), "; ")
+		}
+		got = append(got, fmt.Sprintf("%d %s", typ, msg))
+		if strings.Contains(string(msg), `"ref":"next"`) {
+			return strings.Join(got, "; ")
 		}
 	}
 }

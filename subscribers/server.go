@@ -81,10 +81,15 @@ type Server struct {
 	upgrader websocket.Upgrader
 
 	drain   *drain.State
-	wg      sync.WaitGroup // the connections' reader goroutines (run); Drain waits for them
+	poller  *poller        // parks idle connections' readers; nil where there is no epoll
+	wg      sync.WaitGroup // the connections, from serve to finish; Drain waits for them
 	mu      sync.Mutex     // guards conns, perUser
 	conns   map[*conn]struct{}
 	perUser map[string]int // open (or upgrading) connections by user
+
+	// gorillaControl leaves pings and pongs to gorilla (readControl): the
+	// fuzzer's reference behaviour.
+	gorillaControl bool
 }
 
 // New returns a Server that registers connections with h and checks tokens
@@ -111,7 +116,7 @@ func New(h hub, v verifier, opts Options) *Server {
 	if opts.Drain == nil {
 		opts.Drain = new(drain.State)
 	}
-	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, drain: opts.Drain, conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
+	s := &Server{hub: h, verifier: v, opts: opts, metrics: newInstruments(opts.MeterProvider), logger: opts.Logger, drain: opts.Drain, poller: newPoller(), conns: make(map[*conn]struct{}), perUser: make(map[string]int)}
 	s.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		// No read buffer of gorilla's own: it reuses the small reader
@@ -128,6 +133,16 @@ func New(h hub, v verifier, opts Options) *Server {
 		},
 	}
 	return s
+}
+
+// Close stops the goroutine that watches idle connections (their sockets'
+// poller) and waits for it. Call it once the connections are closed, after
+// Drain: a connection still idle then is not woken by its client's frames
+// any more, only by its ping timer.
+func (s *Server) Close() {
+	if s.poller != nil {
+		s.poller.close()
+	}
 }
 
 // Count returns the number of open connections.
@@ -360,6 +375,11 @@ func (s *Server) serve(ctx context.Context, u upgraded) {
 		user: u.claims.Subject, cloudEvents: u.cloudEvents,
 	}
 	c.wr = newWriter(u.wire, c)
+	u.wire.pl = s.poller
+	// A reader for a parked connection is a goroutine of its own, as
+	// the first one is; the connection's context is not the request's
+	// (below).
+	u.wire.resume = func() { go s.run(context.Background(), c, nil) }
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
@@ -397,19 +417,31 @@ func (s *Server) serve(ctx context.Context, u upgraded) {
 	// connection. The client ops the reader runs (a replay on subscribe,
 	// a refresh) run on the reader itself and end with the connection:
 	// nothing needs to cancel them, so it holds no cancelable context.
+	if err == nil && c.wire.park() {
+		return // idle from the start: no reader until the client sends
+	}
 	go s.run(context.Background(), c, err)
 }
 
-// run is the connection's reader goroutine: it reads client frames until
-// the connection ends (unless subscribing failed with err), then cleans
-// up. Between frames it waits in awaitFrame, a few frames deep: the stack
-// an idle connection keeps is set by this loop, so it stays small (and
-// keeps the runtime's average starting stack, which every new reader
-// gets, at its 2 KiB minimum).
+// run is a reader goroutine of the connection: it reads client frames
+// until the connection ends (unless subscribing failed with err), then
+// cleans up. When the client has nothing more to read it parks the
+// connection and returns (wire.park; serve parks a new connection before
+// its first frame): an idle connection keeps no
+// goroutine, and the poller starts a new reader when the client sends.
+// Where it cannot park it waits in awaitFrame, a few frames deep, so the
+// stack it keeps stays at its 2 KiB minimum. Only one reader runs at a
+// time.
 func (s *Server) run(ctx context.Context, c *conn, err error) {
 	for err == nil {
 		c.wire.awaitFrame()
-		err = c.readFrame(ctx)
+		var handled bool
+		if handled, err = c.readControl(); !handled && err == nil {
+			err = c.readFrame(ctx)
+		}
+		if err == nil && c.wire.park() {
+			return
+		}
 	}
 	s.finish(ctx, c, err)
 }
@@ -439,6 +471,7 @@ func (s *Server) finish(ctx context.Context, c *conn, err error) {
 	}
 	c.timers.stop()
 	c.wr.discard(errClosing)
+	c.wire.forget()
 	c.ws.Close()
 	c.wr.wait()
 	c.log().InfoContext(ctx, "subscriber disconnected")

@@ -77,6 +77,7 @@ func newEnvVerifier(t testing.TB, opts subscribers.Options, start func(http.Hand
 		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		srv.Drain(dctx)
 		dcancel()
+		srv.Close()
 		hs.Close()
 		cancel()
 		<-done

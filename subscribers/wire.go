@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -61,6 +62,22 @@ type wire struct {
 	// while it holds no bytes, the reader waits for the socket shallowly
 	// (awaitFrame) instead of deep inside gorilla.
 	br *bufio.Reader
+
+	// Parking (park, wake): while its client sends nothing, the
+	// connection keeps no reader goroutine; pl wakes one when the
+	// socket is readable.
+	pl     *poller // nil: the reader never parks
+	pid    uint32  // the poller's id of this wire; 0 until the first park
+	resume func()  // starts a reader goroutine for a woken wire
+	parked atomic.Bool
+	// hold keeps the next reader from parking: it must wait on the
+	// socket, with its read deadline, until a frame comes or the
+	// deadline passes. Set by a wake that is about a deadline.
+	hold atomic.Bool
+	// heard is set by every client frame (heardFrame) and cleared by
+	// the ping timer (silentSince): a peer silent for a whole ping
+	// period gets a waiting reader, whose read deadline then closes it.
+	heard atomic.Bool
 }
 
 // readBufferSize is the size of the reader of client frames: the smallest
@@ -81,6 +98,78 @@ func (w *wire) awaitFrame() {
 }
 
 func newWire(nc net.Conn) *wire { return &wire{Conn: nc, raw: rawOf(nc)} }
+
+// park arms the poller for the client's next bytes and reports whether
+// the calling reader may return, keeping no goroutine for the connection:
+// a new reader starts (resume) when the socket is readable, at its end or
+// failed, when the read deadline is moved (the close handshake), when the
+// socket is closed, or when the peer went silent for a ping period
+// (silentSince). It reports false, and the reader waits in awaitFrame, when
+// there is no poller, gorilla holds unread bytes, or hold is set.
+func (w *wire) park() bool {
+	if w.pl == nil || w.br == nil || !w.raw.ok() || w.br.Buffered() > 0 || w.hold.Load() {
+		return false
+	}
+	if w.pid == 0 && !w.pl.register(w) {
+		return false
+	}
+	// Parked before armed: the event may come at once.
+	w.parked.Store(true)
+	if w.pl.arm(w) {
+		return true
+	}
+	// The socket is closed: read on, and report why. Unless a wake
+	// got there first, and a new reader runs.
+	return !w.parked.CompareAndSwap(true, false)
+}
+
+// wake starts a reader for a parked wire (resume); with hold, that reader
+// waits on the socket instead of parking again. A wire that is not parked
+// has a reader already.
+func (w *wire) wake(hold bool) {
+	if hold {
+		w.hold.Store(true)
+	}
+	if w.parked.CompareAndSwap(true, false) {
+		w.resume()
+	}
+}
+
+// heardFrame records a client frame: the peer is alive, and the reader
+// may park again.
+func (w *wire) heardFrame() {
+	w.heard.Store(true)
+	w.hold.Store(false)
+}
+
+// silentSince reports whether no client frame came since the last call.
+func (w *wire) silentSince() bool { return !w.heard.Swap(false) }
+
+// forget unregisters the wire from the poller; its reader ends the
+// connection.
+func (w *wire) forget() {
+	if w.pl != nil {
+		w.pl.forget(w)
+	}
+}
+
+// Close closes the socket and wakes a parked reader, which then ends the
+// connection.
+func (w *wire) Close() error {
+	err := w.Conn.Close()
+	w.wake(true)
+	return err
+}
+
+// SetReadDeadline moves the read deadline; a parked reader is woken to
+// wait for it (the close handshake's grace).
+func (w *wire) SetReadDeadline(t time.Time) error {
+	err := w.Conn.SetReadDeadline(t)
+	if w.parked.Load() {
+		w.wake(true)
+	}
+	return err
+}
 
 // Write is gorilla's path to the socket.
 func (w *wire) Write(p []byte) (int, error) {

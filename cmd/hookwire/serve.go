@@ -209,6 +209,7 @@ func drainReplica(ctx context.Context, cfg config, logger *slog.Logger, subs *su
 	if err := subs.Drain(ctx); err != nil {
 		logger.Warn("drain budget spent, closed the remaining WebSocket connections")
 	}
+	subs.Close()
 	err := srv.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) {
 		// Browsers keep speculative connections open that never send a
