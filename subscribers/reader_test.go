@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"runtime"
 	"strings"
@@ -213,9 +214,8 @@ func TestLongReplayToSlowReader(t *testing.T) {
 
 // FuzzClientControlFrames: whatever bytes a client sends, a server that
 // reads pings and pongs itself (readControl) answers exactly as one that
-// leaves them to gorilla: the same frames, pongs and close code, counted
-// on the wire, until the client's next op is answered or the connection
-// ends or goes quiet.
+// leaves them to gorilla: the same frames, pongs and close codes, counted
+// on the wire, until the connection ends.
 func FuzzClientControlFrames(f *testing.F) {
 	mask := func(op byte, payload string) []byte {
 		b := maskedText(payload)
@@ -247,9 +247,10 @@ func FuzzClientControlFrames(f *testing.F) {
 	})
 }
 
-// wireOutcome sends b then next on a new connection, raw, and describes
-// every frame the server sent back, until the answer to next, the
-// connection's end, or a quiet 300 ms.
+// wireOutcome sends b then next on a new connection, raw, then ends its
+// side of the stream, and describes every frame the server sent back until
+// the connection ended. The end of the client's bytes makes every run end,
+// so the outcome does not depend on how long the server takes.
 func wireOutcome(t *testing.T, e *env, b, next []byte) string {
 	ws, resp, err := websocket.DefaultDialer.Dial(e.url+"?token="+token("42"), nil)
 	if err != nil {
@@ -267,23 +268,29 @@ func wireOutcome(t *testing.T, e *env, b, next []byte) string {
 	if f := read(t, ws); f["type"] != "welcome" {
 		t.Fatalf("got %v, want the welcome", f)
 	}
-	raw := ws.UnderlyingConn()
-	if _, err := raw.Write(append(append([]byte(nil), b...), next...)); err != nil {
-		return "write failed: " + err.Error()
-	}
+	raw := ws.UnderlyingConn().(*net.TCPConn)
+	// Either may fail once the server has closed on a protocol error:
+	// what it sent before that is still read below.
+	_, _ = raw.Write(append(append([]byte(nil), b...), next...))
+	_ = raw.CloseWrite()
+	ws.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
-		ws.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 		typ, msg, err := ws.ReadMessage()
 		if err != nil {
 			var ne interface{ Timeout() bool }
 			if errors.As(err, &ne) && ne.Timeout() {
-				return strings.Join(append(got, "quiet"), "; ")
+				t.Fatalf("client bytes %q: the server neither ended the connection nor answered in 10 s (got %v)", b, got)
 			}
-			return strings.Join(append(got, "ended"), "; ")
+			break
 		}
 		got = append(got, fmt.Sprintf("%d %s", typ, msg))
-		if strings.Contains(string(msg), `"ref":"next"`) {
-			return strings.Join(got, "; ")
+	}
+	// The server ends its side too: no connection is left behind, parked
+	// or not.
+	for deadline := time.Now().Add(10 * time.Second); e.srv.Count() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("client bytes %q: the server still holds %d connections 10 s after the client's end", b, e.srv.Count())
 		}
 	}
+	return strings.Join(append(got, "ended"), "; ")
 }
