@@ -42,8 +42,8 @@ var (
 // An idle connection holds no goroutine: its reader (readFrame, run by
 // Server.run) parks it and returns, and the poller starts a new one when
 // the client sends (wire.park; where there is no epoll, the reader waits
-// in awaitFrame instead). Every server frame goes through the connection's writer
-// (writer.go), which writes inline when the socket has room and runs a
+// in awaitFrame instead). Every server frame goes through the
+// connection's writer (writer.go), which writes inline when the socket has room and runs a
 // goroutine of its own only while the socket is full. Pings and the
 // token's expiry are timers that push frames like anyone else. Client
 // operations are in ops.go.
@@ -263,16 +263,17 @@ func (c *conn) readControl() (bool, error) {
 	if err != nil {
 		return false, nil
 	}
+	if op == opPong {
+		_, _ = br.Discard(n)
+		return true, c.extend()
+	}
+	// As gorilla's ping handler would (prepareRead): answer with the
+	// unmasked payload, and leave the read deadline as it is.
 	payload := make([]byte, n-6)
 	for i := range payload {
 		payload[i] = b[6+i] ^ b[2+i%4]
 	}
 	_, _ = br.Discard(n)
-	if op == opPong {
-		return true, c.extend()
-	}
-	// As gorilla's ping handler would (prepareRead): answer, and leave
-	// the read deadline as it is.
 	c.wr.push(out{b: frame(opPong, payload)}, controlFrame)
 	return true, nil
 }

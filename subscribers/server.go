@@ -427,8 +427,8 @@ func (s *Server) serve(ctx context.Context, u upgraded) {
 // until the connection ends (unless subscribing failed with err), then
 // cleans up. When the client has nothing more to read it parks the
 // connection and returns (wire.park; serve parks a new connection before
-// its first frame): an idle connection keeps no
-// goroutine, and the poller starts a new reader when the client sends.
+// its first frame): an idle connection keeps no goroutine, and the poller
+// starts a new reader when the client sends.
 // Where it cannot park it waits in awaitFrame, a few frames deep, so the
 // stack it keeps stays at its 2 KiB minimum. Only one reader runs at a
 // time.
