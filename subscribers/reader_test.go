@@ -139,16 +139,18 @@ func TestIdleConnectionHoldsNoGoroutine(t *testing.T) {
 }
 
 // countStacks counts the goroutines whose stack has a frame containing fn.
-func countStacks(fn string) int {
+func countStacks(fn string) int { return len(stacksWith(fn)) }
+
+// stacksWith returns the stacks of the goroutines with a frame containing fn.
+func stacksWith(fn string) []string {
 	buf := make([]byte, 8<<20)
-	stacks := string(buf[:runtime.Stack(buf, true)])
-	count := 0
-	for _, g := range strings.Split(stacks, "\n\n") {
+	var with []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
 		if strings.Contains(g, fn) {
-			count++
+			with = append(with, g)
 		}
 	}
-	return count
+	return with
 }
 
 func idleReaderWaitsShallow(t *testing.T) {
@@ -163,13 +165,9 @@ func idleReaderWaitsShallow(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		buf := make([]byte, 1<<20)
-		stacks := string(buf[:runtime.Stack(buf, true)])
 		var reader string
-		for _, g := range strings.Split(stacks, "\n\n") {
-			if strings.Contains(g, "subscribers.(*Server).run(") {
-				reader = g
-			}
+		if readers := stacksWith("subscribers.(*Server).run("); len(readers) > 0 {
+			reader = readers[len(readers)-1]
 		}
 		if strings.Contains(reader, "awaitReadable") && !strings.Contains(reader, "websocket.(*Conn)") {
 			if frames := strings.Count(reader, "\n\t"); frames > 12 {
